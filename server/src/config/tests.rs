@@ -1,0 +1,136 @@
+use super::*;
+use std::collections::HashMap;
+
+fn resolve(args: ServeArgs, env: &[(&str, &str)]) -> Result<Config, ConfigError> {
+    let env: HashMap<String, String> = env
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    args.resolve_with(&move |name| env.get(name).cloned())
+}
+
+#[test]
+fn defaults_listen_on_localhost_8000_with_data_in_cwd() {
+    let config = resolve(ServeArgs::default(), &[]).expect("defaults are valid");
+    assert_eq!(
+        config.listen,
+        Listen::Tcp("127.0.0.1:8000".parse().expect("addr"))
+    );
+    assert_eq!(config.data_dir, PathBuf::from("./data"));
+    assert!(config.filter_bots);
+    assert_eq!(config.log_format, LogFormat::Text);
+}
+
+#[test]
+fn flag_beats_environment_beats_file() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("mallard.toml");
+    std::fs::write(
+        &file,
+        "port = 7000\nhost = \"0.0.0.0\"\nlog_format = \"json\"\n",
+    )
+    .expect("write");
+    let args = ServeArgs {
+        config: Some(file),
+        port: Some("9000".into()),
+        ..Default::default()
+    };
+    let config = resolve(
+        args,
+        &[("MALLARD_PORT", "8500"), ("MALLARD_HOST", "127.0.0.2")],
+    )
+    .expect("valid");
+    assert_eq!(
+        config.listen,
+        Listen::Tcp("127.0.0.2:9000".parse().expect("addr"))
+    );
+    assert_eq!(
+        config.log_format,
+        LogFormat::Json,
+        "the file fills what flags and env leave"
+    );
+}
+
+#[test]
+fn unix_listen_overrides_host_and_port() {
+    let config = resolve(
+        ServeArgs::default(),
+        &[("MALLARD_LISTEN", "unix:/run/mallard/m.sock")],
+    )
+    .expect("valid");
+    assert_eq!(config.listen, Listen::Unix("/run/mallard/m.sock".into()));
+}
+
+#[test]
+fn bad_values_name_the_key_that_carried_them() {
+    let err = resolve(ServeArgs::default(), &[("MALLARD_PORT", "eighty")]).expect_err("bad port");
+    assert_eq!(
+        err.to_string(),
+        "invalid value for MALLARD_PORT: \"eighty\" is not a port number (1-65535)"
+    );
+
+    let args = ServeArgs {
+        filter_bots: Some("maybe".into()),
+        ..Default::default()
+    };
+    let err = resolve(args, &[]).expect_err("bad bool");
+    assert!(
+        err.to_string()
+            .starts_with("invalid value for --filter-bots:"),
+        "{err}"
+    );
+
+    let err = resolve(ServeArgs::default(), &[("MALLARD_LOG_FORMAT", "xml")]).expect_err("bad fmt");
+    assert!(err.to_string().contains("MALLARD_LOG_FORMAT"), "{err}");
+
+    let err = resolve(
+        ServeArgs::default(),
+        &[("MALLARD_TRUSTED_PROXIES", "10.0.0.0/8,nope")],
+    )
+    .expect_err("bad cidr");
+    assert!(err.to_string().contains("\"nope\""), "{err}");
+}
+
+#[test]
+fn short_secret_is_refused_without_echoing_it() {
+    let err = resolve(ServeArgs::default(), &[("MALLARD_SECRET", "hunter2")]).expect_err("short");
+    let message = err.to_string();
+    assert!(
+        message.contains("MALLARD_SECRET") && message.contains("at least 32"),
+        "{message}"
+    );
+    assert!(
+        !message.contains("hunter2"),
+        "a secret must never be echoed: {message}"
+    );
+}
+
+#[test]
+fn unknown_file_keys_are_refused() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("mallard.toml");
+    std::fs::write(&file, "prot = 7000\n").expect("write");
+    let args = ServeArgs {
+        config: Some(file),
+        ..Default::default()
+    };
+    let err = resolve(args, &[]).expect_err("typo");
+    assert!(err.to_string().contains("unknown key `prot`"), "{err}");
+}
+
+#[test]
+fn bad_file_value_names_the_file_key() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("mallard.toml");
+    std::fs::write(&file, "port = 0\n").expect("write");
+    let args = ServeArgs {
+        config: Some(file.clone()),
+        ..Default::default()
+    };
+    let err = resolve(args, &[]).expect_err("port 0");
+    assert!(
+        err.to_string()
+            .contains(&format!("`port` in {}", file.display())),
+        "{err}"
+    );
+}

@@ -1,0 +1,133 @@
+//! The `mallard-metrics` command: parses flags and dispatches; the work lives in the library.
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use mallard_metrics::config::{LogFormat, ServeArgs};
+use mallard_metrics::{AppState, server};
+
+/// Self-hosted, cookie-less web analytics in one binary.
+///
+/// Without a subcommand, `mallard-metrics` serves (the same as `mallard-metrics serve`).
+/// Every serve option can also be set through its MALLARD_* environment variable or a TOML
+/// file (--config); a flag beats the environment, which beats the file.
+#[derive(Parser)]
+#[command(
+    name = "mallard-metrics",
+    version,
+    args_conflicts_with_subcommands = true
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+    #[command(flatten)]
+    serve: ServeArgs,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Ingest events, answer stats queries and serve the tracking script (the default).
+    Serve(ServeArgs),
+    /// Write synthetic visits into a data directory, for benchmarks and demos. The server must
+    /// not be running on that directory.
+    Generate(GenerateArgs),
+}
+
+#[derive(clap::Args)]
+struct GenerateArgs {
+    /// Data directory to write into (created if missing).
+    #[arg(long, value_name = "DIR")]
+    data_dir: std::path::PathBuf,
+    /// Site id the events belong to.
+    #[arg(long, default_value = "bench.test")]
+    site: String,
+    /// About how many events to write in all.
+    #[arg(long, default_value_t = 1_000_000)]
+    events: u64,
+    /// Spread over this many days, ending yesterday (UTC).
+    #[arg(long, default_value_t = 30)]
+    days: u32,
+}
+
+fn generate(args: &GenerateArgs) -> ExitCode {
+    let last_day = chrono::Utc::now().date_naive() - chrono::Duration::days(1);
+    let started = std::time::Instant::now();
+    eprintln!(
+        "writing ~{} events for {} over {} days into {} …",
+        args.events,
+        args.site,
+        args.days,
+        args.data_dir.display()
+    );
+    match mallard_metrics::store::synthetic::generate(
+        &args.data_dir,
+        &args.site,
+        args.events,
+        args.days,
+        last_day,
+    ) {
+        Ok(written) => {
+            eprintln!(
+                "wrote {written} events in {:.1} s",
+                started.elapsed().as_secs_f64()
+            );
+            ExitCode::SUCCESS
+        }
+        Err(err) => {
+            eprintln!("error: {err}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("MALLARD_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Json => builder.json().flatten_event(true).init(),
+        LogFormat::Text => builder.init(),
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let args = match cli.command {
+        Some(Command::Serve(args)) => args,
+        Some(Command::Generate(args)) => return generate(&args),
+        None => cli.serve,
+    };
+    let config = match args.resolve() {
+        Ok(config) => config,
+        Err(err) => {
+            eprintln!("error: {err}");
+            return ExitCode::from(2);
+        }
+    };
+    init_logging(config.log_format);
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime,
+        Err(err) => {
+            eprintln!("error: cannot start the async runtime: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(async {
+        let state = match AppState::open(config) {
+            Ok(state) => state,
+            Err(err) => {
+                tracing::error!("cannot start: {err}");
+                return ExitCode::FAILURE;
+            }
+        };
+        match server::run(state, server::shutdown_signal()).await {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(err) => {
+                tracing::error!("{err}");
+                ExitCode::FAILURE
+            }
+        }
+    })
+}
