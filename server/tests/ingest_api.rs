@@ -324,3 +324,32 @@ fn files_containing(dir: &std::path::Path, needle: &[u8]) -> Vec<std::path::Path
     }
     hits
 }
+
+#[tokio::test]
+async fn a_country_only_database_gives_countries_without_cities() {
+    let app = TestApp::with(|config| {
+        config.geoip_db = Some(testdata("geoip/GeoLite2-Country-Test.mmdb"))
+    });
+    let request = Request::post("/api/event")
+        .header("user-agent", CHROME)
+        .header("x-forwarded-for", "67.43.156.0")
+        .body(Body::from(
+            json!({"d": "example.com", "n": "pageview", "u": "https://example.com/"}).to_string(),
+        ))
+        .expect("request");
+    assert_eq!(app.send(request).await.status, 202);
+    let get = |dim: &str| format!("/api/stats/breakdown/{dim}?site_id=example.com&period=today");
+    assert_eq!(app.get_json(&get("countries")).await[0]["value"], "BT");
+    assert_eq!(app.get_json(&get("cities")).await, json!([]));
+}
+
+#[tokio::test]
+async fn a_missing_geoip_database_fails_start_up_with_its_path() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut config = mallard_metrics::config::Config::for_data_dir(dir.path());
+    config.geoip_db = Some(dir.path().join("nope.mmdb"));
+    let Err(err) = mallard_metrics::AppState::open(config) else {
+        panic!("must not start without its GeoIP file")
+    };
+    assert!(err.to_string().contains("nope.mmdb"), "{err}");
+}

@@ -316,3 +316,71 @@ fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
     }
     found
 }
+
+/// One HTTP/1.1 exchange over a Unix socket, as Caddy in front of the server would make it.
+fn unix_request(socket: &Path, request: &str) -> (u16, String) {
+    use std::io::{Read, Write};
+    let mut stream =
+        std::os::unix::net::UnixStream::connect(socket).expect("connect to the socket");
+    stream.write_all(request.as_bytes()).expect("send");
+    let mut response = String::new();
+    stream.read_to_string(&mut response).expect("read");
+    let status = response
+        .get(9..12)
+        .and_then(|code| code.parse().ok())
+        .unwrap_or(0);
+    let body = response
+        .split_once("\r\n\r\n")
+        .map(|(_, body)| body.to_string())
+        .unwrap_or_default();
+    (status, body)
+}
+
+#[test]
+fn serves_on_a_unix_socket_behind_a_proxy() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let socket = dir.path().join("mallard.sock");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_mallard-metrics"))
+        .arg("--listen")
+        .arg(format!("unix:{}", socket.display()))
+        .arg("--data-dir")
+        .arg(dir.path().join("data"))
+        .env("MALLARD_SECRET", "process-test-secret-0123456789abcdef")
+        .env("MALLARD_LOG", "warn")
+        .spawn()
+        .expect("spawn");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !socket.exists() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let mode = std::os::unix::fs::PermissionsExt::mode(
+        &std::fs::metadata(&socket).expect("socket").permissions(),
+    );
+    assert_eq!(
+        mode & 0o777,
+        0o660,
+        "only the owner and the proxy's group may connect"
+    );
+
+    let body = json!({"d": "sock.test", "n": "pageview", "u": "https://sock.test/"}).to_string();
+    let post = format!(
+        "POST /api/event HTTP/1.1\r\nHost: sock.test\r\nUser-Agent: {CHROME}\r\nX-Forwarded-For: 198.51.100.20\r\n\
+         Content-Type: text/plain\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    assert_eq!(unix_request(&socket, &post).0, 202);
+    let (status, _) = unix_request(
+        &socket,
+        "GET /health/ready HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    );
+    assert_eq!(status, 200);
+    let stats = "GET /api/stats/main?site_id=sock.test&period=today HTTP/1.1\r\nHost: x\r\n\
+                 X-Forwarded-For: 203.0.113.9\r\nConnection: close\r\n\r\n";
+    assert_eq!(
+        unix_request(&socket, stats).0,
+        401,
+        "a remote client behind the proxy may not read stats"
+    );
+    let _ = child.kill();
+    let _ = child.wait();
+}

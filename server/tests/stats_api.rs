@@ -38,9 +38,24 @@ async fn main_metrics_match_the_worked_example() {
 #[tokio::test]
 async fn compaction_and_restart_change_no_number() {
     let app = fixture_app().await;
+    let timeseries = "/api/stats/timeseries?site_id=fixture.test&start_date=2026-11-16&end_date=2026-11-22&interval=week";
+    let weeks_scanned = app.get_json(timeseries).await;
     let report = app.state.store.compact().await.expect("compaction");
     assert_eq!(report.rows_moved, 8);
     assert_eq!(report.files_written, 2, "one file per day");
+    assert_eq!(
+        report.days_rolled_up, 2,
+        "both days are over: their totals are rolled up"
+    );
+    assert_eq!(
+        app.get_json(timeseries).await,
+        weeks_scanned,
+        "rollups answer like a scan"
+    );
+    assert_eq!(
+        weeks_scanned,
+        json!([{"date": "2026-11-16", "visitors": 4, "pageviews": 7}])
+    );
     for day in ["2026/11/19", "2026/11/20"] {
         let dir = app.dir.path().join("data").join(day);
         let files: Vec<_> = std::fs::read_dir(&dir)
@@ -341,4 +356,41 @@ async fn files_no_manifest_names_are_removed_at_start_up() {
         "the temp file and the unlisted copy are gone: {names:?}"
     );
     assert_fixture_answers(&app).await;
+}
+
+#[tokio::test]
+async fn a_rolled_up_day_with_late_hot_rows_is_scanned_not_double_counted() {
+    let app = fixture_app().await;
+    assert_eq!(
+        app.state
+            .store
+            .compact()
+            .await
+            .expect("compaction")
+            .days_rolled_up,
+        2
+    );
+    let late = common::Visit {
+        visitor: 9,
+        source: "Direct / None",
+        browser: "Chrome",
+        country: "FR",
+        device: "Desktop",
+    };
+    app.state
+        .store
+        .submit(vec![common::event(
+            DAY, "18:00", &late, "pageview", "/late",
+        )])
+        .await
+        .expect("stored");
+    let expected = json!({"visitors": 4, "visits": 5, "pageviews": 7, "views_per_visit": 1.4, "bounce_rate": 60, "visit_duration": 72});
+    assert_eq!(app.get_json(&main_uri(ON_DAY, "")).await, expected);
+    let report = app.state.store.compact().await.expect("compaction");
+    assert_eq!(
+        (report.rows_moved, report.days_rolled_up),
+        (1, 1),
+        "the day is rolled up anew"
+    );
+    assert_eq!(app.get_json(&main_uri(ON_DAY, "")).await, expected);
 }

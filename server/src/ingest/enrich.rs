@@ -4,9 +4,11 @@
 
 use std::net::IpAddr;
 use std::path::Path;
+use std::sync::Arc;
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 use hmac::{Hmac, Mac};
+use parking_lot::Mutex;
 use sha2::Sha256;
 
 use super::payload::Payload;
@@ -37,10 +39,26 @@ pub enum EnrichError {
     GeoIp { path: String, message: String },
 }
 
+/// What a user agent string says, parsed once per distinct string.
+#[derive(Debug, Default)]
+struct Agent {
+    bot: bool,
+    browser: Option<String>,
+    browser_version: Option<String>,
+    os: Option<String>,
+    os_version: Option<String>,
+}
+
+/// Distinct user agents remembered; real traffic repeats a few thousand strings.
+const AGENT_CACHE_ENTRIES: usize = 20_000;
+
 pub struct Enricher {
     user_agents: ua_parser::user_agent::Extractor<'static>,
     systems: ua_parser::os::Extractor<'static>,
     bots: isbot::Bots,
+    agents: quick_cache::sync::Cache<String, Arc<Agent>>,
+    /// The salt of the current UTC day, derived once per day.
+    salt: Mutex<Option<(NaiveDate, [u8; 32])>>,
     geoip: Option<maxminddb::Reader<Vec<u8>>>,
     secret: Vec<u8>,
     filter_bots: bool,
@@ -80,6 +98,8 @@ impl Enricher {
             user_agents,
             systems,
             bots: isbot::Bots::default(),
+            agents: quick_cache::sync::Cache::new(AGENT_CACHE_ENTRIES),
+            salt: Mutex::new(None),
             geoip,
             secret: secret.to_vec(),
             filter_bots,
@@ -93,11 +113,7 @@ impl Enricher {
     /// `HMAC-SHA256(daily_salt, site | ip | user agent)`, truncated to 64 bits; the salt is
     /// `HMAC-SHA256(secret, "salt" | UTC date)`, so ids are unrelated from one day to the next.
     pub fn visitor_id(&self, site: &str, client: &Client<'_>, at: DateTime<Utc>) -> u64 {
-        let mut salt =
-            HmacSha256::new_from_slice(&self.secret).expect("HMAC takes keys of any length");
-        salt.update(b"mallard-daily-salt|");
-        salt.update(at.date_naive().to_string().as_bytes());
-        let salt = salt.finalize().into_bytes();
+        let salt = self.daily_salt(at.date_naive());
         let mut id = HmacSha256::new_from_slice(&salt).expect("HMAC takes keys of any length");
         id.update(site.as_bytes());
         id.update(b"|");
@@ -116,28 +132,55 @@ impl Enricher {
         u64::from_be_bytes(first)
     }
 
-    pub fn is_bot(&self, user_agent: &str) -> bool {
+    fn daily_salt(&self, day: NaiveDate) -> [u8; 32] {
+        let mut cached = self.salt.lock();
+        if let Some((cached_day, salt)) = *cached
+            && cached_day == day
+        {
+            return salt;
+        }
+        let mut mac =
+            HmacSha256::new_from_slice(&self.secret).expect("HMAC takes keys of any length");
+        mac.update(b"mallard-daily-salt|");
+        mac.update(day.to_string().as_bytes());
+        let salt: [u8; 32] = mac.finalize().into_bytes().into();
+        *cached = Some((day, salt));
+        salt
+    }
+
+    fn agent(&self, user_agent: &str) -> Arc<Agent> {
+        if let Some(agent) = self.agents.get(user_agent) {
+            return agent;
+        }
         let ua = user_agent.trim();
-        ua.is_empty() || self.bots.is_bot(ua)
+        let browser = self.user_agents.extract(ua).filter(|b| b.family != "Other");
+        let os = self.systems.extract(ua).filter(|o| o.os != "Other");
+        let agent = Arc::new(Agent {
+            bot: ua.is_empty() || self.bots.is_bot(ua),
+            browser: browser.as_ref().map(|b| b.family.to_string()),
+            browser_version: browser.as_ref().and_then(|b| version(b.major, b.minor)),
+            os: os.as_ref().map(|o| o.os.to_string()),
+            os_version: os
+                .as_ref()
+                .and_then(|o| version(o.major.as_deref(), o.minor.as_deref())),
+        });
+        self.agents.insert(user_agent.to_string(), agent.clone());
+        agent
+    }
+
+    pub fn is_bot(&self, user_agent: &str) -> bool {
+        self.agent(user_agent).bot
     }
 
     pub fn enrich(&self, payload: &Payload, client: &Client<'_>, at: DateTime<Utc>) -> Outcome {
-        if self.filter_bots && self.is_bot(client.user_agent) {
+        let agent = self.agent(client.user_agent);
+        if self.filter_bots && agent.bot {
             return Outcome::Bot;
         }
         let acquisition = referrer::acquisition(&payload.url, payload.referrer.as_ref());
-        let browser = self
-            .user_agents
-            .extract(client.user_agent)
-            .filter(|b| b.family != "Other");
-        let os = self
-            .systems
-            .extract(client.user_agent)
-            .filter(|o| o.os != "Other");
-        let os_name = os.as_ref().map(|o| o.os.to_string());
         let device = device(
             payload.viewport_width,
-            os_name.as_deref(),
+            agent.os.as_deref(),
             client.user_agent,
         );
         let location = client.ip.and_then(|ip| self.locate(ip)).unwrap_or_default();
@@ -154,12 +197,10 @@ impl Enricher {
                 .to_string(),
             pathname: payload.url.path().to_string(),
             acquisition,
-            browser: browser.as_ref().map(|b| b.family.to_string()),
-            browser_version: browser.as_ref().and_then(|b| version(b.major, b.minor)),
-            os: os_name,
-            os_version: os
-                .as_ref()
-                .and_then(|o| version(o.major.as_deref(), o.minor.as_deref())),
+            browser: agent.browser.clone(),
+            browser_version: agent.browser_version.clone(),
+            os: agent.os.clone(),
+            os_version: agent.os_version.clone(),
             device: Some(device.to_string()),
             country: location.country,
             region: location.region,

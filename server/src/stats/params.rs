@@ -7,6 +7,9 @@ use chrono::{Datelike, Days, Months, NaiveDate};
 use super::filters::{Filter, parse_filters};
 use crate::error::ApiError;
 
+/// Pages past this are refused (a million pages of up to 1000 rows).
+const MAX_PAGE: u64 = 1_000_000;
+
 /// The longest custom range a query may cover.
 const MAX_RANGE_DAYS: i64 = 3660;
 
@@ -44,12 +47,18 @@ fn get<'a>(params: &'a HashMap<String, String>, key: &str) -> Option<&'a str> {
 }
 
 fn parse_date(value: &str, field: &str) -> Result<NaiveDate, ApiError> {
-    NaiveDate::parse_from_str(value, "%Y-%m-%d").map_err(|_| {
+    let invalid = || {
         ApiError::invalid(
             field,
-            format!("`{field}` must be a date as YYYY-MM-DD, got {value:?}"),
+            format!("`{field}` must be a date as YYYY-MM-DD (1970 to 9999), got {value:?}"),
         )
-    })
+    };
+    let date = NaiveDate::parse_from_str(value, "%Y-%m-%d").map_err(|_| invalid())?;
+    // Bounded years keep every later date calculation far from chrono's limits.
+    if !(1970..=9999).contains(&date.year()) {
+        return Err(invalid());
+    }
+    Ok(date)
 }
 
 fn month_start(day: NaiveDate) -> NaiveDate {
@@ -263,11 +272,11 @@ pub fn parse_paging(params: &HashMap<String, String>) -> Result<Paging, ApiError
     let page = match get(params, "page") {
         None => 1,
         Some(v) => match v.parse::<u64>() {
-            Ok(n) if n >= 1 => n,
+            Ok(n) if (1..=MAX_PAGE).contains(&n) => n,
             _ => {
                 return Err(ApiError::invalid(
                     "page",
-                    "`page` must be a whole number ≥ 1",
+                    format!("`page` must be a whole number from 1 to {MAX_PAGE}"),
                 ));
             }
         },

@@ -1,7 +1,7 @@
 //! The SQL behind each stats endpoint. Visits, bounces and durations are sums of the per-event
 //! deltas the sessionizer stored, so no query groups events by visit except exit pages.
 
-use chrono::{Datelike, Days};
+use chrono::{Datelike, Days, NaiveDate};
 use duckdb::params_from_iter;
 use duckdb::types::Value;
 use serde::Serialize;
@@ -32,7 +32,7 @@ fn scope(snapshot: &Snapshot<'_>, query: &StatsQuery, range: DateRange) -> Scope
     let with = Sql {
         text: format!(
             "WITH base AS (SELECT * FROM ({}) WHERE site_id = ? AND ts >= CAST(? AS TIMESTAMP) AND ts < CAST(? AS TIMESTAMP){})",
-            snapshot.relation(),
+            snapshot.relation_for(range.first, range.last),
             visit.text
         ),
         params,
@@ -116,11 +116,85 @@ fn metrics(
     }
 }
 
-pub fn main_metrics(
+/// Additive sums behind the main metrics. Visitors add up across days because visitor ids
+/// rotate daily.
+#[derive(Debug, Default, Clone, Copy, PartialEq)]
+struct Totals {
+    visitors: i64,
+    visits: i64,
+    pageviews: i64,
+    bounces: i64,
+    duration_ms: i64,
+}
+
+impl std::ops::AddAssign for Totals {
+    fn add_assign(&mut self, other: Totals) {
+        self.visitors += other.visitors;
+        self.visits += other.visits;
+        self.pageviews += other.pageviews;
+        self.bounces += other.bounces;
+        self.duration_ms += other.duration_ms;
+    }
+}
+
+impl Totals {
+    fn metrics(self) -> MainMetrics {
+        metrics(
+            self.visitors,
+            self.visits,
+            self.pageviews,
+            self.bounces,
+            self.duration_ms,
+        )
+    }
+}
+
+/// Days (between `?1` and `?2`) whose rollups answer queries. A day with hot rows (events stored
+/// with an old timestamp, e.g. by an import) is scanned instead until compaction rolls it up anew.
+const USABLE_ROLLUP: &str = "day BETWEEN CAST(?1 AS DATE) AND CAST(?2 AS DATE)
+    AND day IN (SELECT day FROM rolled_days)
+    AND day NOT IN (SELECT DISTINCT CAST(ts AS DATE) FROM events_hot
+                    WHERE ts >= CAST(?1 AS TIMESTAMP) AND ts < CAST(?2 AS TIMESTAMP) + INTERVAL 1 DAY)";
+
+/// The days of `range` answered by `daily_rollups`, and the sub-ranges left to scan.
+fn split_rolled(
+    snapshot: &Snapshot<'_>,
+    range: DateRange,
+) -> Result<(Vec<NaiveDate>, Vec<DateRange>), StoreError> {
+    let rolled: Vec<String> = run(
+        snapshot,
+        &format!("SELECT day::VARCHAR FROM rolled_days WHERE {USABLE_ROLLUP}"),
+        &[
+            Value::Text(range.first.to_string()),
+            Value::Text(range.last.to_string()),
+        ],
+        |r| r.get(0),
+    )?;
+    let rolled: std::collections::BTreeSet<NaiveDate> = rolled
+        .iter()
+        .filter_map(|d| NaiveDate::parse_from_str(d, "%Y-%m-%d").ok())
+        .collect();
+    let mut rest: Vec<DateRange> = Vec::new();
+    for day in range.first.iter_days().take_while(|d| *d <= range.last) {
+        if rolled.contains(&day) {
+            continue;
+        }
+        match rest.last_mut() {
+            Some(open) if open.last.succ_opt() == Some(day) => open.last = day,
+            _ => rest.push(DateRange {
+                first: day,
+                last: day,
+            }),
+        }
+    }
+    Ok((rolled.into_iter().collect(), rest))
+}
+
+fn scan_totals(
     snapshot: &Snapshot<'_>,
     query: &StatsQuery,
     range: DateRange,
-) -> Result<MainMetrics, StoreError> {
+) -> Result<Totals, StoreError> {
     let scope = scope(snapshot, query, range);
     let visits = scope.visits_condition();
     let matched = &scope.matched;
@@ -146,19 +220,42 @@ pub fn main_metrics(
     .flatten()
     .cloned()
     .collect();
-    let row = run(snapshot, &sql, &params, |r| {
-        Ok(metrics(
-            r.get(0)?,
-            r.get(2)?,
-            r.get(1)?,
-            r.get(3)?,
-            r.get(4)?,
-        ))
+    let rows = run(snapshot, &sql, &params, |r| {
+        Ok(Totals {
+            visitors: r.get(0)?,
+            pageviews: r.get(1)?,
+            visits: r.get(2)?,
+            bounces: r.get(3)?,
+            duration_ms: r.get(4)?,
+        })
     })?;
-    Ok(row
-        .into_iter()
-        .next()
-        .unwrap_or_else(|| metrics(0, 0, 0, 0, 0)))
+    Ok(rows.into_iter().next().unwrap_or_default())
+}
+
+pub fn main_metrics(
+    snapshot: &Snapshot<'_>,
+    query: &StatsQuery,
+    range: DateRange,
+) -> Result<MainMetrics, StoreError> {
+    if !query.filters.is_empty() {
+        return Ok(scan_totals(snapshot, query, range)?.metrics());
+    }
+    let (_, rest) = split_rolled(snapshot, range)?;
+    let rolled = run(
+        snapshot,
+        &format!(
+            "SELECT coalesce(sum(visitors), 0)::BIGINT, coalesce(sum(visits), 0)::BIGINT, coalesce(sum(pageviews), 0)::BIGINT,
+                    coalesce(sum(bounces), 0)::BIGINT, coalesce(sum(duration_ms), 0)::BIGINT
+             FROM daily_rollups WHERE site_id = ?3 AND {USABLE_ROLLUP}"
+        ),
+        &[Value::Text(range.first.to_string()), Value::Text(range.last.to_string()), Value::Text(query.site_id.clone())],
+        |r| Ok(Totals { visitors: r.get(0)?, visits: r.get(1)?, pageviews: r.get(2)?, bounces: r.get(3)?, duration_ms: r.get(4)? }),
+    )?;
+    let mut totals = rolled.into_iter().next().unwrap_or_default();
+    for part in rest {
+        totals += scan_totals(snapshot, query, part)?;
+    }
+    Ok(totals.metrics())
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq)]
@@ -200,12 +297,83 @@ fn bucket_labels(range: DateRange, interval: Interval) -> Vec<String> {
     labels
 }
 
+/// The bucket a day falls in.
+fn bucket_of(day: NaiveDate, interval: Interval) -> String {
+    match interval {
+        Interval::Week => (day
+            - chrono::Duration::days(i64::from(day.weekday().num_days_from_monday())))
+        .to_string(),
+        Interval::Month => day.with_day(1).unwrap_or(day).to_string(),
+        _ => day.to_string(),
+    }
+}
+
 pub fn timeseries(
     snapshot: &Snapshot<'_>,
     query: &StatsQuery,
     interval: Interval,
 ) -> Result<Vec<Bucket>, StoreError> {
-    let scope = scope(snapshot, query, query.range);
+    let mut sums: std::collections::HashMap<String, (i64, i64)> = std::collections::HashMap::new();
+    let mut add = |bucket: String, visitors: i64, pageviews: i64| {
+        let entry = sums.entry(bucket).or_default();
+        entry.0 += visitors;
+        entry.1 += pageviews;
+    };
+    if query.filters.is_empty() && interval != Interval::Hour {
+        // Whole days: rolled-up days from their totals, the others by scanning, per day.
+        let (_, rest) = split_rolled(snapshot, query.range)?;
+        let rolled = run(
+            snapshot,
+            &format!(
+                "SELECT day::VARCHAR, visitors, pageviews FROM daily_rollups WHERE site_id = ?3 AND {USABLE_ROLLUP}"
+            ),
+            &[
+                Value::Text(query.range.first.to_string()),
+                Value::Text(query.range.last.to_string()),
+                Value::Text(query.site_id.clone()),
+            ],
+            |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, i64>(1)?,
+                    r.get::<_, i64>(2)?,
+                ))
+            },
+        )?;
+        let mut per_day = rolled;
+        for part in rest {
+            per_day.extend(scan_buckets(snapshot, query, part, Interval::Day)?);
+        }
+        for (day, visitors, pageviews) in per_day {
+            if let Ok(day) = NaiveDate::parse_from_str(&day, "%Y-%m-%d") {
+                add(bucket_of(day, interval), visitors, pageviews);
+            }
+        }
+    } else {
+        for (bucket, visitors, pageviews) in scan_buckets(snapshot, query, query.range, interval)? {
+            add(bucket, visitors, pageviews);
+        }
+    }
+    Ok(bucket_labels(query.range, interval)
+        .into_iter()
+        .map(|date| {
+            let (visitors, pageviews) = sums.get(&date).copied().unwrap_or_default();
+            Bucket {
+                date,
+                visitors: visitors as u64,
+                pageviews: pageviews as u64,
+            }
+        })
+        .collect())
+}
+
+fn scan_buckets(
+    snapshot: &Snapshot<'_>,
+    query: &StatsQuery,
+    range: DateRange,
+    interval: Interval,
+) -> Result<Vec<(String, i64, i64)>, StoreError> {
+    let scope = scope(snapshot, query, range);
     let sql = format!(
         "{with}
          SELECT strftime(date_trunc('{unit}', ts), '{format}') AS bucket,
@@ -223,22 +391,9 @@ pub fn timeseries(
         .chain(&scope.matched.params)
         .cloned()
         .collect();
-    let rows: std::collections::HashMap<String, (i64, i64)> = run(snapshot, &sql, &params, |r| {
-        Ok((r.get(0)?, (r.get(1)?, r.get(2)?)))
-    })?
-    .into_iter()
-    .collect();
-    Ok(bucket_labels(query.range, interval)
-        .into_iter()
-        .map(|date| {
-            let (visitors, pageviews) = rows.get(&date).copied().unwrap_or_default();
-            Bucket {
-                date,
-                visitors: visitors as u64,
-                pageviews: pageviews as u64,
-            }
-        })
-        .collect())
+    run(snapshot, &sql, &params, |r| {
+        Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+    })
 }
 
 /// What a breakdown groups by.
@@ -290,15 +445,16 @@ pub fn breakdown(
     let (sql, extra): (String, Vec<&Vec<Value>>) = match by {
         Breakdown::Visit(column) => (
             format!(
-                "SELECT {column} AS value, count(DISTINCT visitor_id) AS visitors,
-                        count(*) FILTER (WHERE name = 'pageview') AS pageviews,
+                "SELECT {column} AS value, count(DISTINCT visitor_id) FILTER (WHERE {m}) AS visitors,
+                        count(*) FILTER (WHERE name = 'pageview' AND {m}) AS pageviews,
                         count(*) FILTER (WHERE is_entry) AS visits,
                         coalesce(sum(bounce_delta), 0)::BIGINT AS bounces,
                         coalesce(sum(duration_ms), 0)::BIGINT AS duration_ms
                  FROM base WHERE {column} IS NOT NULL{v} GROUP BY 1 {page}",
+                m = m.text,
                 v = visits.text
             ),
-            vec![&visits.params],
+            vec![&m.params, &m.params, &visits.params],
         ),
         Breakdown::Pages => (
             format!(

@@ -26,6 +26,7 @@ pub struct Report {
     pub rows_moved: u64,
     pub files_written: usize,
     pub days_merged: usize,
+    pub days_rolled_up: usize,
     /// Files replaced by a merge: to delete once no reader can still be using them.
     pub superseded: Vec<PathBuf>,
 }
@@ -75,6 +76,15 @@ pub fn move_hot_rows(
             conn.execute(
                 "INSERT INTO parquet_files (path, day, row_count, max_id) VALUES (?, CAST(? AS DATE), ?, ?)",
                 duckdb::params![relative.to_string_lossy().into_owned(), day.to_string(), rows, high],
+            )?;
+            // New rows for a day already rolled up: its totals are recomputed later.
+            conn.execute(
+                "DELETE FROM daily_rollups WHERE day = CAST(? AS DATE)",
+                [day.to_string()],
+            )?;
+            conn.execute(
+                "DELETE FROM rolled_days WHERE day = CAST(? AS DATE)",
+                [day.to_string()],
             )?;
             report.rows_moved += rows as u64;
             report.files_written += 1;
@@ -154,6 +164,66 @@ fn merge_day(
     rollback_on_error(conn, &written, result)
 }
 
+/// Stores per-(site, day) totals for every day before `cutoff` that is wholly in Parquet and not
+/// rolled up yet. Queries then answer those days from `daily_rollups` without reading events.
+/// Visitor ids rotate daily, so a day's distinct visitors add up across days exactly.
+pub fn roll_up_days(
+    conn: &Connection,
+    data_dir: &Path,
+    cutoff: NaiveDate,
+    report: &mut Report,
+) -> Result<(), StoreError> {
+    let mut stmt = conn.prepare(
+        "SELECT DISTINCT day::VARCHAR FROM parquet_files
+         WHERE day < CAST(? AS DATE) AND day NOT IN (SELECT day FROM rolled_days) ORDER BY 1",
+    )?;
+    let days: Vec<String> = stmt
+        .query_map([cutoff.to_string()], |r| r.get(0))?
+        .collect::<Result<_, _>>()?;
+    for day in days {
+        let day = parse_day(&day)?;
+        conn.execute_batch("BEGIN TRANSACTION")?;
+        let result = (|| {
+            let next = day.succ_opt().unwrap_or(day);
+            let hot: i64 = conn.query_row(
+                "SELECT count(*) FROM events_hot WHERE ts >= CAST(? AS TIMESTAMP) AND ts < CAST(? AS TIMESTAMP)",
+                [day.to_string(), next.to_string()],
+                |r| r.get(0),
+            )?;
+            if hot > 0 {
+                conn.execute_batch("ROLLBACK")?;
+                return Ok(());
+            }
+            let mut stmt = conn.prepare(
+                "SELECT path FROM parquet_files WHERE day = CAST(? AS DATE) ORDER BY path",
+            )?;
+            let files: Vec<String> = stmt
+                .query_map([day.to_string()], |r| r.get(0))?
+                .collect::<Result<_, _>>()?;
+            conn.execute(
+                &format!(
+                    "INSERT INTO daily_rollups
+                     SELECT site_id, CAST(? AS DATE), count(DISTINCT visitor_id), count(*) FILTER (WHERE is_entry),
+                            count(*) FILTER (WHERE name = 'pageview'), coalesce(sum(bounce_delta), 0),
+                            coalesce(sum(duration_ms), 0)
+                     FROM ({}) GROUP BY site_id",
+                    parquet_select(data_dir, &files)
+                ),
+                [day.to_string()],
+            )?;
+            conn.execute(
+                "INSERT INTO rolled_days (day) VALUES (CAST(? AS DATE))",
+                [day.to_string()],
+            )?;
+            conn.execute_batch("COMMIT")?;
+            report.days_rolled_up += 1;
+            Ok(())
+        })();
+        rollback_on_error(conn, &[], result)?;
+    }
+    Ok(())
+}
+
 fn write_file(
     conn: &Connection,
     data_dir: &Path,
@@ -166,7 +236,7 @@ fn write_file(
         .parent()
         .map(Path::to_path_buf)
         .unwrap_or_else(|| data_dir.to_path_buf());
-    std::fs::create_dir_all(&dir).map_err(|e| StoreError::io(&dir, e))?;
+    layout::create_synced_dirs(data_dir, &dir).map_err(|e| StoreError::io(&dir, e))?;
     let temp = dir.join(format!(
         "{TEMP_PREFIX}{:016x}.parquet",
         rand::random::<u64>()

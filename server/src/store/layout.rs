@@ -62,3 +62,18 @@ pub fn publish(temp: &Path, target: &Path) -> std::io::Result<()> {
     }
     Ok(())
 }
+
+/// Creates `dir` (inside `data_dir`) and makes the new folder entries durable: a file listed in
+/// the manifest must not vanish with its folder after a power loss.
+pub fn create_synced_dirs(data_dir: &Path, dir: &Path) -> std::io::Result<()> {
+    std::fs::create_dir_all(dir)?;
+    let mut current = dir.parent();
+    while let Some(parent) = current {
+        std::fs::File::open(parent)?.sync_all()?;
+        if parent == data_dir || !parent.starts_with(data_dir) {
+            break;
+        }
+        current = parent.parent();
+    }
+    Ok(())
+}

@@ -61,14 +61,27 @@ impl From<duckdb::Error> for StoreError {
 /// transaction's manifest lists for the requested days.
 pub struct Snapshot<'a> {
     pub conn: &'a Connection,
-    relation: String,
+    data_dir: &'a Path,
+    files: Vec<(NaiveDate, String)>,
 }
 
 impl Snapshot<'_> {
     /// SQL for a subquery yielding every event of the requested days (and possibly others:
     /// callers still filter on `ts`).
-    pub fn relation(&self) -> &str {
-        &self.relation
+    pub fn relation(&self) -> String {
+        let files: Vec<String> = self.files.iter().map(|(_, path)| path.clone()).collect();
+        layout::relation_sql(self.data_dir, &files)
+    }
+
+    /// Like [`relation`](Self::relation), reading only the files of days `first..=last`.
+    pub fn relation_for(&self, first: NaiveDate, last: NaiveDate) -> String {
+        let files: Vec<String> = self
+            .files
+            .iter()
+            .filter(|(day, _)| (first..=last).contains(day))
+            .map(|(_, path)| path.clone())
+            .collect();
+        layout::relation_sql(self.data_dir, &files)
     }
 }
 
@@ -219,21 +232,37 @@ impl Store {
     ) -> Result<T, StoreError> {
         let conn = self.take_connection()?;
         let _files = self.inner.files.read();
-        conn.execute_batch("BEGIN TRANSACTION")?;
+        if let Err(err) = conn.execute_batch("BEGIN TRANSACTION") {
+            self.return_connection(conn);
+            return Err(err.into());
+        }
         let result = (|| {
-            let files: Vec<String> = match days {
-                None => compaction::listed_files(&conn)?,
-                Some((first, last)) => {
-                    let mut stmt = conn.prepare(
-                        "SELECT path FROM parquet_files WHERE day BETWEEN CAST(? AS DATE) AND CAST(? AS DATE) ORDER BY day, path",
-                    )?;
-                    stmt.query_map([first.to_string(), last.to_string()], |r| r.get(0))?
-                        .collect::<Result<_, _>>()?
-                }
-            };
+            let all = (
+                NaiveDate::from_ymd_opt(1, 1, 1),
+                NaiveDate::from_ymd_opt(9999, 12, 31),
+            );
+            let (first, last) = days
+                .or(all.0.zip(all.1))
+                .ok_or_else(|| StoreError::Corrupt("date range".into()))?;
+            let mut stmt = conn.prepare(
+                "SELECT day::VARCHAR, path FROM parquet_files
+                 WHERE day BETWEEN CAST(? AS DATE) AND CAST(? AS DATE) ORDER BY day, path",
+            )?;
+            let files = stmt
+                .query_map([first.to_string(), last.to_string()], |r| {
+                    Ok((r.get::<_, String>(0)?, r.get(1)?))
+                })?
+                .map(|row| {
+                    let (day, path) = row?;
+                    let day = NaiveDate::parse_from_str(&day, "%Y-%m-%d")
+                        .map_err(|e| StoreError::Corrupt(format!("bad day {day:?}: {e}")))?;
+                    Ok((day, path))
+                })
+                .collect::<Result<Vec<_>, StoreError>>()?;
             let snapshot = Snapshot {
                 conn: &conn,
-                relation: layout::relation_sql(&self.inner.data_dir, &files),
+                data_dir: &self.inner.data_dir,
+                files,
             };
             f(&snapshot)
         })();
@@ -244,12 +273,22 @@ impl Store {
 
     /// Moves hot rows to Parquet and merges days; deletes superseded files once no reader can
     /// be using them.
-    pub fn compact_blocking(&self, today: NaiveDate) -> Result<CompactionReport, StoreError> {
+    pub fn compact_blocking(
+        &self,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Result<CompactionReport, StoreError> {
+        let today = now.date_naive();
+        // Events carry the time their request arrived; one committed just after midnight may
+        // belong to the day before, so a day is rolled up only an hour after it ended.
+        let rollup_cutoff = (now - chrono::Duration::hours(1)).date_naive();
         let _running = self.inner.compacting.lock();
         let conn = self.take_connection()?;
         let mut report = CompactionReport::default();
         let result = compaction::move_hot_rows(&conn, &self.inner.data_dir, &mut report)
-            .and_then(|()| compaction::merge_days(&conn, &self.inner.data_dir, today, &mut report));
+            .and_then(|()| compaction::merge_days(&conn, &self.inner.data_dir, today, &mut report))
+            .and_then(|()| {
+                compaction::roll_up_days(&conn, &self.inner.data_dir, rollup_cutoff, &mut report)
+            });
         self.return_connection(conn);
         if !report.superseded.is_empty() {
             let _exclusive = self.inner.files.write();
@@ -264,8 +303,7 @@ impl Store {
 
     pub async fn compact(&self) -> Result<CompactionReport, StoreError> {
         let store = self.clone();
-        let today = chrono::Utc::now().date_naive();
-        tokio::task::spawn_blocking(move || store.compact_blocking(today))
+        tokio::task::spawn_blocking(move || store.compact_blocking(chrono::Utc::now()))
             .await
             .map_err(|e| StoreError::Database(format!("compaction task failed: {e}")))?
     }

@@ -53,6 +53,21 @@ const MIGRATIONS: &[&str] = &[
         max_id BIGINT NOT NULL,
         created_at TIMESTAMP NOT NULL DEFAULT current_timestamp
     );",
+    // 2: per-(site, day) totals of days that are over, kept by compaction (DESIGN.md §3).
+    "CREATE TABLE daily_rollups (
+        site_id VARCHAR NOT NULL,
+        day DATE NOT NULL,
+        visitors BIGINT NOT NULL,
+        visits BIGINT NOT NULL,
+        pageviews BIGINT NOT NULL,
+        bounces BIGINT NOT NULL,
+        duration_ms BIGINT NOT NULL,
+        PRIMARY KEY (site_id, day)
+    );
+    CREATE TABLE rolled_days (
+        day DATE PRIMARY KEY,
+        rolled_at TIMESTAMP NOT NULL DEFAULT current_timestamp
+    );",
 ];
 
 pub fn latest_version() -> i64 {

@@ -7,8 +7,8 @@ use chrono::NaiveDate;
 use duckdb::Connection;
 
 use super::StoreError;
-use super::compaction::replace_view;
-use super::layout::{DATABASE_FILE, copy_to_parquet_sql, day_dir, publish};
+use super::compaction::{replace_view, roll_up_days};
+use super::layout::{DATABASE_FILE, copy_to_parquet_sql, create_synced_dirs, day_dir, publish};
 use super::schema::{EVENT_COLUMNS, migrate};
 
 /// Writes about `events` events for `site` spread over the `days` days ending with `last_day`,
@@ -65,12 +65,12 @@ pub fn generate(
                  CASE WHEN h % 10 = 7 THEN 'email' END AS utm_medium,
                  CASE WHEN h % 10 = 7 THEN 'launch' END AS utm_campaign,
                  NULL::VARCHAR AS utm_term, NULL::VARCHAR AS utm_content,
-                 ['Chrome', 'Firefox', 'Safari', 'Edge'][1 + (h // 8) % 4] AS browser,
+                 ['Chrome', 'Firefox', 'Safari', 'Edge'][1 + ((h // 8) % 4)::BIGINT] AS browser,
                  ((h // 32) % 30 + 100)::VARCHAR || '.0' AS browser_version,
-                 ['Windows', 'Mac OS X', 'iOS', 'Android', 'Linux'][1 + (h // 64) % 5] AS os,
+                 ['Windows', 'Mac OS X', 'iOS', 'Android', 'Linux'][1 + ((h // 64) % 5)::BIGINT] AS os,
                  NULL::VARCHAR AS os_version,
-                 ['Desktop', 'Mobile', 'Tablet'][1 + (h // 320) % 3] AS device,
-                 ['US', 'DE', 'GB', 'FR', 'IN', 'BR', 'JP', 'CA', 'NL', 'SE'][1 + (h // 960) % 10] AS country,
+                 ['Desktop', 'Mobile', 'Tablet'][1 + ((h // 320) % 3)::BIGINT] AS device,
+                 ['US', 'DE', 'GB', 'FR', 'IN', 'BR', 'JP', 'CA', 'NL', 'SE'][1 + ((h // 960) % 10)::BIGINT] AS country,
                  NULL::VARCHAR AS region, NULL::VARCHAR AS city, NULL::VARCHAR AS props,
                  NULL::DOUBLE AS revenue_amount, NULL::VARCHAR AS revenue_currency
                FROM ev)
@@ -79,7 +79,7 @@ pub fn generate(
         let relative = day_dir(day).join(format!("s{next_id:012}.parquet"));
         let target = data_dir.join(&relative);
         let dir = target.parent().unwrap_or(data_dir);
-        std::fs::create_dir_all(dir).map_err(|e| StoreError::io(dir, e))?;
+        create_synced_dirs(data_dir, dir).map_err(|e| StoreError::io(dir, e))?;
         let temp = dir.join(format!(".tmp-synthetic-{next_id}.parquet"));
         conn.execute_batch(&copy_to_parquet_sql(&select, &temp))?;
         publish(&temp, &target).map_err(|e| StoreError::io(&target, e))?;
@@ -91,6 +91,15 @@ pub fn generate(
             [],
             |r| r.get(0),
         )?;
+        // Rows added to a day that was rolled up: its totals are recomputed below.
+        conn.execute(
+            "DELETE FROM daily_rollups WHERE day = CAST(? AS DATE)",
+            [day.to_string()],
+        )?;
+        conn.execute(
+            "DELETE FROM rolled_days WHERE day = CAST(? AS DATE)",
+            [day.to_string()],
+        )?;
         conn.execute(
             "INSERT INTO parquet_files (path, day, row_count, max_id) VALUES (?, CAST(? AS DATE), ?, ?)",
             duckdb::params![relative.to_string_lossy().into_owned(), day.to_string(), rows, next_id],
@@ -98,5 +107,12 @@ pub fn generate(
         written += rows as u64;
     }
     replace_view(&conn, data_dir)?;
+    let mut report = super::CompactionReport::default();
+    roll_up_days(
+        &conn,
+        data_dir,
+        last_day.succ_opt().unwrap_or(last_day),
+        &mut report,
+    )?;
     Ok(written)
 }
