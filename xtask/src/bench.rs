@@ -18,9 +18,9 @@ pub struct Args {
     /// Seconds of sustained ingest load.
     #[arg(long, default_value_t = 20)]
     duration: u32,
-    /// Concurrent connections for the ingest load.
-    #[arg(long, default_value_t = 64)]
-    connections: u32,
+    /// Concurrent connections for the ingest load, comma-separated (one run each).
+    #[arg(long, value_delimiter = ',', default_value = "64,256")]
+    connections: Vec<u32>,
     /// Data set sizes (events) for the query benchmark, comma-separated.
     #[arg(long, value_delimiter = ',', default_value = "1000000,10000000")]
     sizes: Vec<u64>,
@@ -78,7 +78,15 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         if args.release { "release" } else { "dev" }
     );
     if !args.skip_ingest {
-        ingest(&sh, &binary, &scratch.path().join("ingest"), args)?;
+        for &connections in &args.connections {
+            ingest(
+                &sh,
+                &binary,
+                &scratch.path().join(format!("ingest-{connections}")),
+                args.duration,
+                connections,
+            )?;
+        }
     }
     if !args.skip_queries {
         for &size in &args.sizes {
@@ -186,12 +194,18 @@ request = function()
 end
 "#;
 
-fn ingest(sh: &Shell, binary: &Path, data_dir: &Path, args: &Args) -> anyhow::Result<()> {
+fn ingest(
+    sh: &Shell,
+    binary: &Path,
+    data_dir: &Path,
+    seconds: u32,
+    connections: u32,
+) -> anyhow::Result<()> {
     let server = Server::start(binary, data_dir)?;
     let script = data_dir.join("post.lua");
     std::fs::write(&script, WRK_SCRIPT)?;
     let url = format!("http://127.0.0.1:{}/api/event", server.port);
-    let (duration, connections) = (format!("{}s", args.duration), args.connections.to_string());
+    let (duration, connections) = (format!("{seconds}s"), connections.to_string());
     eprintln!("ingest: wrk, {connections} connections, {duration}…");
     let output = cmd!(
         sh,
@@ -202,7 +216,9 @@ fn ingest(sh: &Shell, binary: &Path, data_dir: &Path, args: &Args) -> anyhow::Re
         server.port,
         "/api/stats/main?site_id=bench.test&period=today",
     )?;
-    println!("### Ingest (POST /api/event over loopback, wrk and server on the same machine)\n");
+    println!(
+        "### Ingest, {connections} connections (POST /api/event over loopback, wrk on the same 2 cores)\n"
+    );
     println!("```\n{}\n```\n", output.trim());
     println!("Stored after the run (`/api/stats/main`): {body}\n");
     Ok(())
