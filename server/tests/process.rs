@@ -115,6 +115,12 @@ async fn post(client: &reqwest::Client, base: &str, path: &str) -> bool {
     }
 }
 
+async fn get_json(client: &reqwest::Client, url: &str) -> serde_json::Value {
+    let response = client.get(url).send().await.expect("query");
+    assert_eq!(response.status(), 200, "{url}");
+    response.json().await.expect("json")
+}
+
 /// Every stored page path with its pageview count, read through the stats API.
 async fn stored_paths(client: &reqwest::Client, base: &str) -> HashMap<String, u64> {
     let mut paths = HashMap::new();
@@ -122,14 +128,8 @@ async fn stored_paths(client: &reqwest::Client, base: &str) -> HashMap<String, u
         let url = format!(
             "{base}/api/stats/breakdown/pages?site_id=load.test&period=today&limit=1000&page={page}"
         );
-        let rows: Vec<serde_json::Value> = client
-            .get(url)
-            .send()
-            .await
-            .expect("query")
-            .json()
-            .await
-            .expect("json");
+        let rows: Vec<serde_json::Value> =
+            serde_json::from_value(get_json(client, &url).await).expect("an array");
         if rows.is_empty() {
             break;
         }
@@ -143,14 +143,7 @@ async fn stored_paths(client: &reqwest::Client, base: &str) -> HashMap<String, u
 
 async fn main_pageviews(client: &reqwest::Client, base: &str) -> u64 {
     let url = format!("{base}/api/stats/main?site_id=load.test&period=today");
-    let body: serde_json::Value = client
-        .get(url)
-        .send()
-        .await
-        .expect("query")
-        .json()
-        .await
-        .expect("json");
+    let body = get_json(client, &url).await;
     body["pageviews"].as_u64().expect("pageviews")
 }
 

@@ -394,3 +394,39 @@ async fn a_rolled_up_day_with_late_hot_rows_is_scanned_not_double_counted() {
     );
     assert_eq!(app.get_json(&main_uri(ON_DAY, "")).await, expected);
 }
+
+#[tokio::test]
+async fn generated_visits_answer_the_same_from_rollups_and_from_a_scan() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let last = chrono::NaiveDate::from_ymd_opt(2026, 11, 20).expect("date");
+    let written =
+        mallard_metrics::store::synthetic::generate(dir.path(), "bench.test", 5000, 3, last)
+            .expect("generate");
+    assert!(written > 4000, "{written} events");
+    let mut config = mallard_metrics::config::Config::for_data_dir(dir.path());
+    config.secret = Some(common::SECRET.into());
+    let app = TestApp::from_state(dir, mallard_metrics::AppState::open(config).expect("open"));
+    let range = "site_id=bench.test&start_date=2026-11-18&end_date=2026-11-20";
+    let rolled = app.get_json(&format!("/api/stats/main?{range}")).await;
+    assert_eq!(
+        rolled["visits"],
+        3 * 667,
+        "ceil(5000 / 3 / 2.5) visits a day"
+    );
+    // An event filter every event matches forces the scan path.
+    let scanned = app
+        .get_json(&format!(
+            "/api/stats/main?{range}&filters=hostname==bench.test"
+        ))
+        .await;
+    assert_eq!(rolled, scanned);
+    let days = app
+        .get_json(&format!("/api/stats/timeseries?{range}&interval=day"))
+        .await;
+    let days_scanned = app
+        .get_json(&format!(
+            "/api/stats/timeseries?{range}&interval=day&filters=hostname==bench.test"
+        ))
+        .await;
+    assert_eq!(days, days_scanned);
+}

@@ -73,19 +73,7 @@ pub fn move_hot_rows(
                 "SELECT {EVENT_COLUMNS} FROM events_hot WHERE id <= {high} AND CAST(ts AS DATE) = DATE '{day}' ORDER BY site_id, ts"
             );
             write_file(conn, data_dir, &relative, &select, &mut written)?;
-            conn.execute(
-                "INSERT INTO parquet_files (path, day, row_count, max_id) VALUES (?, CAST(? AS DATE), ?, ?)",
-                duckdb::params![relative.to_string_lossy().into_owned(), day.to_string(), rows, high],
-            )?;
-            // New rows for a day already rolled up: its totals are recomputed later.
-            conn.execute(
-                "DELETE FROM daily_rollups WHERE day = CAST(? AS DATE)",
-                [day.to_string()],
-            )?;
-            conn.execute(
-                "DELETE FROM rolled_days WHERE day = CAST(? AS DATE)",
-                [day.to_string()],
-            )?;
+            list_file_of_new_rows(conn, &relative, day, rows, high)?;
             report.rows_moved += rows as u64;
             report.files_written += 1;
         }
@@ -95,6 +83,30 @@ pub fn move_hot_rows(
         Ok(())
     })();
     rollback_on_error(conn, &written, result)
+}
+
+/// Lists a file holding rows new to `day` and drops the day's rollup, so it is recomputed from
+/// all of the day's files. Part of the caller's transaction.
+pub fn list_file_of_new_rows(
+    conn: &Connection,
+    relative: &Path,
+    day: NaiveDate,
+    rows: i64,
+    max_id: i64,
+) -> Result<(), StoreError> {
+    conn.execute(
+        "INSERT INTO parquet_files (path, day, row_count, max_id) VALUES (?, CAST(? AS DATE), ?, ?)",
+        duckdb::params![relative.to_string_lossy().into_owned(), day.to_string(), rows, max_id],
+    )?;
+    conn.execute(
+        "DELETE FROM daily_rollups WHERE day = CAST(? AS DATE)",
+        [day.to_string()],
+    )?;
+    conn.execute(
+        "DELETE FROM rolled_days WHERE day = CAST(? AS DATE)",
+        [day.to_string()],
+    )?;
+    Ok(())
 }
 
 /// Merges the files of each day that is over (or has too many files) into one.

@@ -7,7 +7,7 @@ use chrono::NaiveDate;
 use duckdb::Connection;
 
 use super::StoreError;
-use super::compaction::{replace_view, roll_up_days};
+use super::compaction::{list_file_of_new_rows, replace_view, roll_up_days};
 use super::layout::{DATABASE_FILE, copy_to_parquet_sql, create_synced_dirs, day_dir, publish};
 use super::schema::{EVENT_COLUMNS, migrate};
 
@@ -91,19 +91,7 @@ pub fn generate(
             [],
             |r| r.get(0),
         )?;
-        // Rows added to a day that was rolled up: its totals are recomputed below.
-        conn.execute(
-            "DELETE FROM daily_rollups WHERE day = CAST(? AS DATE)",
-            [day.to_string()],
-        )?;
-        conn.execute(
-            "DELETE FROM rolled_days WHERE day = CAST(? AS DATE)",
-            [day.to_string()],
-        )?;
-        conn.execute(
-            "INSERT INTO parquet_files (path, day, row_count, max_id) VALUES (?, CAST(? AS DATE), ?, ?)",
-            duckdb::params![relative.to_string_lossy().into_owned(), day.to_string(), rows, next_id],
-        )?;
+        list_file_of_new_rows(&conn, &relative, day, rows, next_id)?;
         written += rows as u64;
     }
     replace_view(&conn, data_dir)?;
