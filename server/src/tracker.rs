@@ -8,7 +8,8 @@ use sha2::{Digest, Sha256};
 
 use crate::AppState;
 
-pub const SCRIPT: &str = include_str!("../assets/mallard.js");
+/// The minified script, built from `server/tracker/src/mallard.js` by `cargo xtask tracker`.
+pub const SCRIPT: &str = include_str!("../tracker/dist/mallard.min.js");
 
 pub fn router() -> Router<AppState> {
     Router::new()

@@ -46,3 +46,54 @@ async fn health_and_readiness() {
         (200, &b"ready"[..])
     );
 }
+
+#[tokio::test]
+async fn the_served_script_fits_the_gzip_budget() {
+    use std::io::Write;
+    let app = TestApp::new();
+    let script = app.get("/mallard.js").await.body;
+    let mut gzip = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+    gzip.write_all(&script).expect("compress");
+    let size = gzip.finish().expect("compress").len();
+    assert!(
+        size <= 1024,
+        "mallard.js is {size} bytes gzipped; the budget is 1024"
+    );
+    eprintln!("mallard.js: {} bytes, {size} bytes gzipped", script.len());
+}
+
+#[tokio::test]
+async fn hash_mode_keeps_the_route_fragment_in_the_path() {
+    let app = TestApp::new();
+    let event = |h: serde_json::Value| {
+        serde_json::json!({"d": "example.com", "n": "pageview", "u": "https://example.com/app#/settings", "h": h}).to_string()
+    };
+    assert_eq!(
+        app.post_event(&event(serde_json::json!(true)), common::CHROME)
+            .await
+            .status,
+        202
+    );
+    assert_eq!(
+        app.post_event(&event(serde_json::json!(false)), common::CHROME)
+            .await
+            .status,
+        202
+    );
+    assert_eq!(
+        app.post_event(&event(serde_json::json!("yes")), common::CHROME)
+            .await
+            .status,
+        400
+    );
+    let pages = app
+        .get_json("/api/stats/breakdown/pages?site_id=example.com&period=today")
+        .await;
+    let values: Vec<&str> = pages
+        .as_array()
+        .expect("array")
+        .iter()
+        .filter_map(|p| p["value"].as_str())
+        .collect();
+    assert_eq!(values, vec!["/app", "/app#/settings"]);
+}

@@ -195,7 +195,10 @@ impl Enricher {
                 .unwrap_or_default()
                 .trim_start_matches("www.")
                 .to_string(),
-            pathname: payload.url.path().to_string(),
+            pathname: match payload.url.fragment() {
+                Some(fragment) if payload.hash_mode => format!("{}#{fragment}", payload.url.path()),
+                _ => payload.url.path().to_string(),
+            },
             acquisition,
             browser: agent.browser.clone(),
             browser_version: agent.browser_version.clone(),

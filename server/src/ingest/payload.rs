@@ -23,6 +23,8 @@ pub struct Payload {
     pub url: Url,
     pub referrer: Option<Url>,
     pub viewport_width: Option<u32>,
+    /// Hash-based routing (`data-hash`): the URL fragment is part of the page path.
+    pub hash_mode: bool,
     /// A JSON object text of scalar properties.
     pub props: Option<String>,
     pub revenue: Option<Revenue>,
@@ -109,7 +111,7 @@ pub fn parse_query(pairs: impl Iterator<Item = (String, String)>) -> Result<Payl
     let mut map = Map::new();
     for (key, value) in pairs {
         let value = match key.as_str() {
-            "w" => value
+            "w" | "h" => value
                 .parse::<i64>()
                 .map(Value::from)
                 .unwrap_or(Value::String(value)),
@@ -182,6 +184,19 @@ fn parse_map(map: &Map<String, Value>) -> Result<Payload, ApiError> {
         },
     };
 
+    let hash_mode = match map.get("h").or_else(|| map.get("hash_mode")) {
+        None | Some(Value::Null) => false,
+        Some(Value::Bool(flag)) => *flag,
+        Some(Value::Number(n)) if n.as_i64() == Some(0) || n.as_i64() == Some(1) => {
+            n.as_i64() == Some(1)
+        }
+        Some(_) => {
+            return Err(ApiError::invalid(
+                "h",
+                "`h` (hash mode) must be true, false, 1 or 0",
+            ));
+        }
+    };
     let props = parse_props(map)?;
     let revenue = parse_revenue(map)?;
 
@@ -191,6 +206,7 @@ fn parse_map(map: &Map<String, Value>) -> Result<Payload, ApiError> {
         url,
         referrer,
         viewport_width,
+        hash_mode,
         props,
         revenue,
     })
