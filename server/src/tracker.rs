@@ -5,6 +5,8 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use sha2::{Digest, Sha256};
+use std::io::Write;
+use std::sync::LazyLock;
 
 use crate::AppState;
 
@@ -17,13 +19,35 @@ pub fn router() -> Router<AppState> {
         .route("/js/script.js", get(get_script))
 }
 
-fn etag() -> String {
+/// The script gzipped once: most clients accept it, and it is what the size budget counts.
+static GZIPPED: LazyLock<Option<Vec<u8>>> = LazyLock::new(|| {
+    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+    encoder.write_all(SCRIPT.as_bytes()).ok()?;
+    encoder.finish().ok()
+});
+
+fn etag(variant: &str) -> String {
     let digest = Sha256::digest(SCRIPT.as_bytes());
-    format!("\"{}\"", hex::encode(&digest[..8]))
+    format!("\"{}{variant}\"", hex::encode(&digest[..8]))
+}
+
+fn accepts_gzip(headers: &HeaderMap) -> bool {
+    headers
+        .get_all(header::ACCEPT_ENCODING)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|coding| {
+            coding
+                .split(';')
+                .next()
+                .is_some_and(|name| name.trim() == "gzip")
+        })
 }
 
 async fn get_script(headers: HeaderMap) -> Response {
-    let etag = etag();
+    let gzipped = GZIPPED.as_deref().filter(|_| accepts_gzip(&headers));
+    let etag = etag(if gzipped.is_some() { "-gzip" } else { "" });
     if headers
         .get(header::IF_NONE_MATCH)
         .and_then(|v| v.to_str().ok())
@@ -38,10 +62,16 @@ async fn get_script(headers: HeaderMap) -> Response {
                 "application/javascript; charset=utf-8",
             ),
             (header::CACHE_CONTROL, "public, max-age=86400"),
+            (header::VARY, "Accept-Encoding"),
         ],
-        SCRIPT,
+        gzipped.map_or_else(|| SCRIPT.as_bytes().to_vec(), <[u8]>::to_vec),
     )
         .into_response();
+    if gzipped.is_some() {
+        response
+            .headers_mut()
+            .insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+    }
     if let Ok(value) = HeaderValue::from_str(&etag) {
         response.headers_mut().insert(header::ETAG, value);
     }

@@ -8,7 +8,7 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { createServer } from 'node:http';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { chromium } from 'playwright-core';
@@ -65,6 +65,10 @@ before(async () => {
   const sitePort = await freePort();
   site = `http://127.0.0.1:${sitePort}`;
   siteServer = createServer((req, res) => {
+    if (req.url === '/vendor/plausible.js') {
+      res.writeHead(200, { 'content-type': 'text/javascript' });
+      return res.end(readFileSync(new URL('node_modules/@plausible-analytics/tracker/plausible.js', import.meta.url)));
+    }
     const html = pages.get(new URL(req.url, site).pathname.split('/')[1]);
     res.writeHead(html ? 200 : 404, { 'content-type': 'text/html' });
     res.end(html || 'not found');
@@ -199,5 +203,20 @@ test('the ignore flag and automated browsers send nothing', async () => {
   await automated.close();
   assert.deepEqual(await pageValues('ignored')(), [['/ignored/index', 1]], 'only the load before the flag counts');
   assert.deepEqual(await pageValues('robot')(), [], 'navigator.webdriver pages are not counted');
+  await context.close();
+});
+
+test("Plausible's official tracker pointed at our server is counted", async () => {
+  pages.set('plausible', `<!doctype html><html><head><title>p</title><script type="module">
+    import { init, track } from '/vendor/plausible.js';
+    init({ domain: 'plausible.test', endpoint: '${api}/api/event', captureOnLocalhost: true, logging: false });
+    track('Signup', { props: { plan: 'pro' } });
+  </script></head><body></body></html>`);
+  const context = await browser.newContext({ userAgent: CHROME_UA });
+  const tab = await context.newPage();
+  tab.on('pageerror', (error) => assert.fail(`the page threw: ${error}`));
+  await tab.goto(`${site}/plausible/index`);
+  await eventually(pageValues('plausible.test'), [['/plausible/index', 1]]);
+  await eventually(eventValues('plausible.test'), [['Signup', 1]]);
   await context.close();
 });
