@@ -220,3 +220,45 @@ test("Plausible's official tracker pointed at our server is counted", async () =
   await eventually(eventValues('plausible.test'), [['Signup', 1]]);
   await context.close();
 });
+
+test('localhost pages are skipped unless data-include-localhost is set', async () => {
+  pages.set('local', page('local', '', '').replace(' data-include-localhost', ''));
+  const context = await browser.newContext({ userAgent: CHROME_UA });
+  const tab = await context.newPage();
+  await tab.goto(`${site}/local/index`);
+  await tab.waitForFunction(() => window.mallard && !window.mallard.q);
+  await tab.evaluate(() => new Promise((resolve) => window.mallard('Tried', { callback: resolve })));
+  assert.deepEqual(await pageValues('local')(), []);
+  assert.deepEqual(await eventValues('local')(), []);
+  await context.close();
+});
+
+test('Do-Not-Track is honoured only with data-respect-dnt', async () => {
+  const dnt = () => Object.defineProperty(navigator, 'doNotTrack', { get: () => '1' });
+  for (const [name, attributes] of [['dnt-respected', 'data-respect-dnt'], ['dnt-ignored', '']]) {
+    pages.set(name, page(name, attributes, ''));
+    const context = await browser.newContext({ userAgent: CHROME_UA });
+    await context.addInitScript(dnt);
+    const tab = await context.newPage();
+    await tab.goto(`${site}/${name}/index`);
+    await tab.waitForFunction(() => window.mallard && !window.mallard.q);
+    await tab.evaluate(() => new Promise((resolve) => window.mallard('Probe', { callback: resolve })));
+    await context.close();
+  }
+  assert.deepEqual(await pageValues('dnt-respected')(), []);
+  await eventually(pageValues('dnt-ignored'), [['/dnt-ignored/index', 1]]);
+});
+
+test('the 404 helper, and sendBeacon when fetch is unavailable', async () => {
+  pages.set('beacon', page('beacon', '', ''));
+  const context = await browser.newContext({ userAgent: CHROME_UA });
+  await context.addInitScript(() => { window.fetch = undefined; });
+  const tab = await context.newPage();
+  tab.on('pageerror', (error) => assert.fail(`the page threw: ${error}`));
+  await tab.goto(`${site}/beacon/index`);
+  await tab.waitForFunction(() => window.mallard && !window.mallard.q);
+  await tab.evaluate(() => window.mallard('404'));
+  await eventually(eventValues('beacon'), [['404', 1]]);
+  await eventually(pageValues('beacon'), [['/beacon/index', 1]]);
+  await context.close();
+});
