@@ -262,3 +262,25 @@ test('the 404 helper, and sendBeacon when fetch is unavailable', async () => {
   await eventually(pageValues('beacon'), [['/beacon/index', 1]]);
   await context.close();
 });
+
+test('a prerendered page counts only once it is shown', async () => {
+  pages.set('prerender', page('prerender', '', ''));
+  const context = await browser.newContext({ userAgent: CHROME_UA });
+  // Chromium sets document.prerendering while a page is prerendered and fires
+  // prerenderingchange when it is activated; simulate both around a normal load.
+  await context.addInitScript(() => {
+    window.__prerendering = true;
+    Object.defineProperty(document, 'prerendering', { get: () => window.__prerendering });
+  });
+  const tab = await context.newPage();
+  await tab.goto(`${site}/prerender/index`);
+  await tab.waitForFunction(() => window.mallard && !window.mallard.q);
+  await new Promise((r) => setTimeout(r, 300));
+  assert.deepEqual(await pageValues('prerender')(), [], 'nothing while prerendered');
+  await tab.evaluate(() => {
+    window.__prerendering = false;
+    document.dispatchEvent(new Event('prerenderingchange'));
+  });
+  await eventually(pageValues('prerender'), [['/prerender/index', 1]]);
+  await context.close();
+});
