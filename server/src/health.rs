@@ -25,7 +25,7 @@ async fn get_ready(State(state): State<AppState>) -> (StatusCode, &'static str) 
         .read(Some((today, today)), move |snapshot| {
             let sql = format!(
                 "SELECT count(*) FROM ({}) WHERE ts >= CAST(? AS TIMESTAMP)",
-                snapshot.relation()
+                snapshot.relation_for(today, today)
             );
             Ok(snapshot
                 .conn

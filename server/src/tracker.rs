@@ -26,10 +26,11 @@ static GZIPPED: LazyLock<Option<Vec<u8>>> = LazyLock::new(|| {
     encoder.finish().ok()
 });
 
-fn etag(variant: &str) -> String {
-    let digest = Sha256::digest(SCRIPT.as_bytes());
-    format!("\"{}{variant}\"", hex::encode(&digest[..8]))
-}
+/// One strong ETag per encoding: `"<hash>"` and `"<hash>-gzip"`.
+static ETAGS: LazyLock<(String, String)> = LazyLock::new(|| {
+    let hash = hex::encode(&Sha256::digest(SCRIPT.as_bytes())[..8]);
+    (format!("\"{hash}\""), format!("\"{hash}-gzip\""))
+});
 
 fn accepts_gzip(headers: &HeaderMap) -> bool {
     headers
@@ -46,8 +47,12 @@ fn accepts_gzip(headers: &HeaderMap) -> bool {
 }
 
 async fn get_script(headers: HeaderMap) -> Response {
-    let gzipped = GZIPPED.as_deref().filter(|_| accepts_gzip(&headers));
-    let etag = etag(if gzipped.is_some() { "-gzip" } else { "" });
+    let gzipped: Option<&'static [u8]> = GZIPPED.as_deref().filter(|_| accepts_gzip(&headers));
+    let etag = if gzipped.is_some() {
+        &ETAGS.1
+    } else {
+        &ETAGS.0
+    };
     if headers
         .get(header::IF_NONE_MATCH)
         .and_then(|v| v.to_str().ok())
@@ -64,7 +69,7 @@ async fn get_script(headers: HeaderMap) -> Response {
             (header::CACHE_CONTROL, "public, max-age=86400"),
             (header::VARY, "Accept-Encoding"),
         ],
-        gzipped.map_or_else(|| SCRIPT.as_bytes().to_vec(), <[u8]>::to_vec),
+        axum::body::Body::from(gzipped.unwrap_or(SCRIPT.as_bytes())),
     )
         .into_response();
     if gzipped.is_some() {
@@ -72,7 +77,7 @@ async fn get_script(headers: HeaderMap) -> Response {
             .headers_mut()
             .insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
     }
-    if let Ok(value) = HeaderValue::from_str(&etag) {
+    if let Ok(value) = HeaderValue::from_str(etag) {
         response.headers_mut().insert(header::ETAG, value);
     }
     response

@@ -168,10 +168,6 @@ impl Enricher {
         agent
     }
 
-    pub fn is_bot(&self, user_agent: &str) -> bool {
-        self.agent(user_agent).bot
-    }
-
     pub fn enrich(&self, payload: &Payload, client: &Client<'_>, at: DateTime<Utc>) -> Outcome {
         let agent = self.agent(client.user_agent);
         if self.filter_bots && agent.bot {

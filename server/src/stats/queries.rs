@@ -156,23 +156,14 @@ const USABLE_ROLLUP: &str = "day BETWEEN CAST(?1 AS DATE) AND CAST(?2 AS DATE)
     AND day NOT IN (SELECT DISTINCT CAST(ts AS DATE) FROM events_hot
                     WHERE ts >= CAST(?1 AS TIMESTAMP) AND ts < CAST(?2 AS TIMESTAMP) + INTERVAL 1 DAY)";
 
-/// The days of `range` answered by `daily_rollups`, and the sub-ranges left to scan.
-fn split_rolled(
+/// The sub-ranges of `range` whose days are not answered by `daily_rollups` and must be scanned.
+fn unrolled_ranges(
     snapshot: &Snapshot<'_>,
     range: DateRange,
-) -> Result<(Vec<NaiveDate>, Vec<DateRange>), StoreError> {
-    let rolled: Vec<String> = run(
-        snapshot,
-        &format!("SELECT day::VARCHAR FROM rolled_days WHERE {USABLE_ROLLUP}"),
-        &[
-            Value::Text(range.first.to_string()),
-            Value::Text(range.last.to_string()),
-        ],
-        |r| r.get(0),
-    )?;
-    let rolled: std::collections::BTreeSet<NaiveDate> = rolled
-        .iter()
-        .filter_map(|d| NaiveDate::parse_from_str(d, "%Y-%m-%d").ok())
+) -> Result<Vec<DateRange>, StoreError> {
+    let rolled: std::collections::BTreeSet<NaiveDate> = rollups(snapshot, None, range)?
+        .into_iter()
+        .map(|(day, _)| day)
         .collect();
     let mut rest: Vec<DateRange> = Vec::new();
     for day in range.first.iter_days().take_while(|d| *d <= range.last) {
@@ -187,7 +178,47 @@ fn split_rolled(
             }),
         }
     }
-    Ok((rolled.into_iter().collect(), rest))
+    Ok(rest)
+}
+
+/// Usable rollup rows of `range`, per day: for `site`, or (with `None`) one empty row per rolled
+/// day, whatever the site, to tell which days need no scan.
+fn rollups(
+    snapshot: &Snapshot<'_>,
+    site: Option<&str>,
+    range: DateRange,
+) -> Result<Vec<(NaiveDate, Totals)>, StoreError> {
+    let sql = match site {
+        Some(_) => format!(
+            "SELECT day::VARCHAR, visitors, visits, pageviews, bounces, duration_ms
+             FROM daily_rollups WHERE site_id = ?3 AND {USABLE_ROLLUP}"
+        ),
+        None => {
+            format!("SELECT day::VARCHAR, 0, 0, 0, 0, 0 FROM rolled_days WHERE {USABLE_ROLLUP}")
+        }
+    };
+    let mut params = vec![
+        Value::Text(range.first.to_string()),
+        Value::Text(range.last.to_string()),
+    ];
+    params.extend(site.map(|s| Value::Text(s.to_string())));
+    let rows = run(snapshot, &sql, &params, |r| {
+        let totals = Totals {
+            visitors: r.get(1)?,
+            visits: r.get(2)?,
+            pageviews: r.get(3)?,
+            bounces: r.get(4)?,
+            duration_ms: r.get(5)?,
+        };
+        Ok((r.get::<_, String>(0)?, totals))
+    })?;
+    rows.into_iter()
+        .map(|(day, totals)| {
+            NaiveDate::parse_from_str(&day, "%Y-%m-%d")
+                .map(|day| (day, totals))
+                .map_err(|e| StoreError::Corrupt(format!("bad rollup day {day:?}: {e}")))
+        })
+        .collect()
 }
 
 fn scan_totals(
@@ -240,19 +271,11 @@ pub fn main_metrics(
     if !query.filters.is_empty() {
         return Ok(scan_totals(snapshot, query, range)?.metrics());
     }
-    let (_, rest) = split_rolled(snapshot, range)?;
-    let rolled = run(
-        snapshot,
-        &format!(
-            "SELECT coalesce(sum(visitors), 0)::BIGINT, coalesce(sum(visits), 0)::BIGINT, coalesce(sum(pageviews), 0)::BIGINT,
-                    coalesce(sum(bounces), 0)::BIGINT, coalesce(sum(duration_ms), 0)::BIGINT
-             FROM daily_rollups WHERE site_id = ?3 AND {USABLE_ROLLUP}"
-        ),
-        &[Value::Text(range.first.to_string()), Value::Text(range.last.to_string()), Value::Text(query.site_id.clone())],
-        |r| Ok(Totals { visitors: r.get(0)?, visits: r.get(1)?, pageviews: r.get(2)?, bounces: r.get(3)?, duration_ms: r.get(4)? }),
-    )?;
-    let mut totals = rolled.into_iter().next().unwrap_or_default();
-    for part in rest {
+    let mut totals = Totals::default();
+    for (_, day) in rollups(snapshot, Some(&query.site_id), range)? {
+        totals += day;
+    }
+    for part in unrolled_ranges(snapshot, range)? {
         totals += scan_totals(snapshot, query, part)?;
     }
     Ok(totals.metrics())
@@ -321,32 +344,15 @@ pub fn timeseries(
     };
     if query.filters.is_empty() && interval != Interval::Hour {
         // Whole days: rolled-up days from their totals, the others by scanning, per day.
-        let (_, rest) = split_rolled(snapshot, query.range)?;
-        let rolled = run(
-            snapshot,
-            &format!(
-                "SELECT day::VARCHAR, visitors, pageviews FROM daily_rollups WHERE site_id = ?3 AND {USABLE_ROLLUP}"
-            ),
-            &[
-                Value::Text(query.range.first.to_string()),
-                Value::Text(query.range.last.to_string()),
-                Value::Text(query.site_id.clone()),
-            ],
-            |r| {
-                Ok((
-                    r.get::<_, String>(0)?,
-                    r.get::<_, i64>(1)?,
-                    r.get::<_, i64>(2)?,
-                ))
-            },
-        )?;
-        let mut per_day = rolled;
-        for part in rest {
-            per_day.extend(scan_buckets(snapshot, query, part, Interval::Day)?);
+        for (day, totals) in rollups(snapshot, Some(&query.site_id), query.range)? {
+            add(bucket_of(day, interval), totals.visitors, totals.pageviews);
         }
-        for (day, visitors, pageviews) in per_day {
-            if let Ok(day) = NaiveDate::parse_from_str(&day, "%Y-%m-%d") {
-                add(bucket_of(day, interval), visitors, pageviews);
+        for part in unrolled_ranges(snapshot, query.range)? {
+            for (day, visitors, pageviews) in scan_buckets(snapshot, query, part, Interval::Day)? {
+                // Day buckets are labelled YYYY-MM-DD, so they parse back into days.
+                if let Ok(day) = NaiveDate::parse_from_str(&day, "%Y-%m-%d") {
+                    add(bucket_of(day, interval), visitors, pageviews);
+                }
             }
         }
     } else {

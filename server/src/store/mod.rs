@@ -66,14 +66,8 @@ pub struct Snapshot<'a> {
 }
 
 impl Snapshot<'_> {
-    /// SQL for a subquery yielding every event of the requested days (and possibly others:
-    /// callers still filter on `ts`).
-    pub fn relation(&self) -> String {
-        let files: Vec<String> = self.files.iter().map(|(_, path)| path.clone()).collect();
-        layout::relation_sql(self.data_dir, &files)
-    }
-
-    /// Like [`relation`](Self::relation), reading only the files of days `first..=last`.
+    /// SQL for a subquery yielding hot rows and the listed files of days `first..=last` (hot
+    /// rows of other days too: callers still filter on `ts`).
     pub fn relation_for(&self, first: NaiveDate, last: NaiveDate) -> String {
         let files: Vec<String> = self
             .files
