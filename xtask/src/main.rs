@@ -1,6 +1,9 @@
 //! `cargo xtask`: project automation. This file only dispatches; each command has its own file.
 
 mod bench;
+mod caddy;
+mod dist;
+mod render;
 mod tracker;
 
 use anyhow::Context;
@@ -18,8 +21,15 @@ struct Cli {
 enum Command {
     /// Measure HTTP ingest throughput and stats query latency against the real server.
     Bench(bench::Args),
+    /// Build the custom Caddy (Cloudflare DNS module) from caddy/versions.env, or take one with --from.
+    Caddy(caddy::Args),
+    /// Build the shipped static musl binary with SHA256SUMS and manifest.json (target/dist).
+    Dist(dist::Args),
     /// Minify the tracking script (server/tracker/src → dist) with the pinned terser.
     Tracker(tracker::Args),
+    /// Render the deployment (user-data, provision.sh, Caddyfile, compose, host files) from the
+    /// templates in cloud-init/, caddy/ and images/. Prints a new admin password once.
+    Render(Box<render::Args>),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -29,6 +39,9 @@ fn main() -> anyhow::Result<()> {
         .to_path_buf();
     match Cli::parse().command {
         Command::Bench(args) => bench::run(&args),
+        Command::Caddy(args) => caddy::run(&args, &root),
+        Command::Dist(args) => dist::run(&args, &root),
         Command::Tracker(args) => tracker::run(&args, &root),
+        Command::Render(args) => render::run(&args, &root),
     }
 }
