@@ -1,11 +1,17 @@
 //! Server settings: one typed `Config`, layered flag > environment > TOML file > default.
 
+mod layers;
+mod parse;
+
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::Args;
 use ipnet::IpNet;
+
+use layers::*;
+use parse::*;
 
 /// Where the server listens.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -44,6 +50,18 @@ pub struct Config {
     pub trusted_proxies: Vec<IpNet>,
     /// How often hot rows are moved to Parquet.
     pub compact_interval: Duration,
+    /// Argon2id PHC string of the admin password: `MALLARD_ADMIN_PASSWORD_HASH`, or the hash
+    /// of `MALLARD_ADMIN_PASSWORD` made at start-up (the plaintext is not kept). `None`: the
+    /// one chosen at first-run setup, if any (`<data>/.admin-password`).
+    pub admin_password_hash: Option<String>,
+    /// Mark the session cookie `Secure` (HTTPS only).
+    pub secure_cookies: bool,
+    /// Lifetime of a login session (and the cookie's Max-Age).
+    pub session_ttl: Duration,
+    /// Failed logins from one client address before it is locked out.
+    pub max_login_attempts: u32,
+    /// How long a locked-out address is refused.
+    pub login_lockout: Duration,
 }
 
 impl Config {
@@ -58,6 +76,11 @@ impl Config {
             log_format: LogFormat::Text,
             trusted_proxies: default_trusted_proxies(),
             compact_interval: Duration::from_secs(300),
+            admin_password_hash: None,
+            secure_cookies: false,
+            session_ttl: Duration::from_secs(86_400),
+            max_login_attempts: 5,
+            login_lockout: Duration::from_secs(300),
         }
     }
 }
@@ -73,8 +96,8 @@ fn default_trusted_proxies() -> Vec<IpNet> {
 /// named in its help, or from the TOML file given with `--config` (key = option name with `_`).
 #[derive(Debug, Default, Clone, Args)]
 pub struct ServeArgs {
-    /// TOML file with settings (keys: host, port, listen, data_dir, secret, geoip_db,
-    /// filter_bots, log_format, trusted_proxies, compact_interval). Flags and environment win.
+    /// TOML file with settings (keys: the option names below with `_`, e.g. data_dir,
+    /// admin_password_hash, session_ttl). Flags and environment win.
     #[arg(long, value_name = "FILE", env = "MALLARD_CONFIG")]
     pub config: Option<PathBuf>,
     /// Address to bind [env: MALLARD_HOST] [default: 127.0.0.1]. Use 0.0.0.0 to accept
@@ -114,6 +137,28 @@ pub struct ServeArgs {
     /// [env: MALLARD_COMPACT_INTERVAL] [default: 300].
     #[arg(long, value_name = "SECONDS")]
     pub compact_interval: Option<String>,
+    /// Admin password (≥ 12 characters), hashed at start-up and never stored
+    /// [env: MALLARD_ADMIN_PASSWORD]. Prefer the environment (a flag shows in `ps`) or the hash.
+    #[arg(long, value_name = "PASSWORD", hide_env_values = true)]
+    pub admin_password: Option<String>,
+    /// Argon2id PHC string of the admin password, from `mallard-metrics hash-password`
+    /// [env: MALLARD_ADMIN_PASSWORD_HASH]. Neither set: the first visitor of / chooses one.
+    #[arg(long, value_name = "PHC", hide_env_values = true)]
+    pub admin_password_hash: Option<String>,
+    /// Send the session cookie over HTTPS only; set it behind a TLS proxy
+    /// [env: MALLARD_SECURE_COOKIES] [default: false].
+    #[arg(long, value_name = "BOOL")]
+    pub secure_cookies: Option<String>,
+    /// Seconds a login session lasts [env: MALLARD_SESSION_TTL] [default: 86400].
+    #[arg(long, value_name = "SECONDS")]
+    pub session_ttl: Option<String>,
+    /// Failed logins from one address before it is locked out
+    /// [env: MALLARD_MAX_LOGIN_ATTEMPTS] [default: 5].
+    #[arg(long, value_name = "N")]
+    pub max_login_attempts: Option<String>,
+    /// Seconds a locked-out address must wait [env: MALLARD_LOGIN_LOCKOUT] [default: 300].
+    #[arg(long, value_name = "SECONDS")]
+    pub login_lockout: Option<String>,
 }
 
 /// A setting that could not be used; the message names the setting and the problem.
@@ -123,111 +168,6 @@ pub enum ConfigError {
     Invalid { key: String, reason: String },
     #[error("cannot read config file {path}: {reason}")]
     File { path: String, reason: String },
-}
-
-/// One setting's names in each layer.
-struct Key {
-    flag: &'static str,
-    env: &'static str,
-    file: &'static str,
-}
-
-const fn key(flag: &'static str, env: &'static str, file: &'static str) -> Key {
-    Key { flag, env, file }
-}
-
-const HOST: Key = key("--host", "MALLARD_HOST", "host");
-const PORT: Key = key("--port", "MALLARD_PORT", "port");
-const LISTEN: Key = key("--listen", "MALLARD_LISTEN", "listen");
-const DATA_DIR: Key = key("--data-dir", "MALLARD_DATA_DIR", "data_dir");
-const SECRET: Key = key("--secret", "MALLARD_SECRET", "secret");
-const GEOIP_DB: Key = key("--geoip-db", "MALLARD_GEOIP_DB", "geoip_db");
-const FILTER_BOTS: Key = key("--filter-bots", "MALLARD_FILTER_BOTS", "filter_bots");
-const LOG_FORMAT: Key = key("--log-format", "MALLARD_LOG_FORMAT", "log_format");
-const TRUSTED_PROXIES: Key = key(
-    "--trusted-proxies",
-    "MALLARD_TRUSTED_PROXIES",
-    "trusted_proxies",
-);
-const COMPACT_INTERVAL: Key = key(
-    "--compact-interval",
-    "MALLARD_COMPACT_INTERVAL",
-    "compact_interval",
-);
-const FILE_KEYS: [&Key; 10] = [
-    &HOST,
-    &PORT,
-    &LISTEN,
-    &DATA_DIR,
-    &SECRET,
-    &GEOIP_DB,
-    &FILTER_BOTS,
-    &LOG_FORMAT,
-    &TRUSTED_PROXIES,
-    &COMPACT_INTERVAL,
-];
-
-/// The value a setting got, and the name to blame if it is bad.
-struct Found {
-    value: String,
-    named: String,
-}
-
-struct Layers<'a> {
-    env: &'a dyn Fn(&str) -> Option<String>,
-    file: toml::Table,
-    file_name: String,
-}
-
-impl Layers<'_> {
-    fn find(&self, flag_value: &Option<String>, key: &Key) -> Option<Found> {
-        if let Some(value) = flag_value {
-            return Some(Found {
-                value: value.clone(),
-                named: key.flag.to_string(),
-            });
-        }
-        if let Some(value) = (self.env)(key.env) {
-            return Some(Found {
-                value,
-                named: key.env.to_string(),
-            });
-        }
-        self.file.get(key.file).map(|value| Found {
-            value: match value {
-                toml::Value::String(s) => s.clone(),
-                toml::Value::Array(items) => items
-                    .iter()
-                    .map(|item| {
-                        item.as_str()
-                            .map_or_else(|| item.to_string(), str::to_string)
-                    })
-                    .collect::<Vec<_>>()
-                    .join(","),
-                other => other.to_string(),
-            },
-            named: format!("`{}` in {}", key.file, self.file_name),
-        })
-    }
-
-    fn parse<T>(
-        &self,
-        flag_value: &Option<String>,
-        key: &Key,
-        parse: impl Fn(&str) -> Result<T, String>,
-    ) -> Result<Option<T>, ConfigError> {
-        match self.find(flag_value, key) {
-            None => Ok(None),
-            Some(found) => {
-                parse(found.value.trim())
-                    .map(Some)
-                    .map_err(|reason| ConfigError::Invalid {
-                        key: found.named,
-                        reason,
-                    })
-            }
-        }
-    }
 }
 
 impl ServeArgs {
@@ -283,13 +223,21 @@ impl ServeArgs {
             .parse(&self.trusted_proxies, &TRUSTED_PROXIES, parse_cidrs)?
             .unwrap_or(defaults.trusted_proxies);
         let compact_interval = layers
-            .parse(&self.compact_interval, &COMPACT_INTERVAL, |v| {
-                match v.parse::<u64>() {
-                    Ok(secs) if secs > 0 => Ok(Duration::from_secs(secs)),
-                    _ => Err(format!("{v:?} is not a whole number of seconds ≥ 1")),
-                }
-            })?
+            .parse(&self.compact_interval, &COMPACT_INTERVAL, parse_seconds)?
             .unwrap_or(defaults.compact_interval);
+        let admin_password_hash = self.admin_password_hash(&layers)?;
+        let secure_cookies = layers
+            .parse(&self.secure_cookies, &SECURE_COOKIES, parse_bool)?
+            .unwrap_or(defaults.secure_cookies);
+        let session_ttl = layers
+            .parse(&self.session_ttl, &SESSION_TTL, parse_period)?
+            .unwrap_or(defaults.session_ttl);
+        let max_login_attempts = layers
+            .parse(&self.max_login_attempts, &MAX_LOGIN_ATTEMPTS, parse_count)?
+            .unwrap_or(defaults.max_login_attempts);
+        let login_lockout = layers
+            .parse(&self.login_lockout, &LOGIN_LOCKOUT, parse_period)?
+            .unwrap_or(defaults.login_lockout);
 
         Ok(Config {
             listen,
@@ -300,93 +248,34 @@ impl ServeArgs {
             log_format,
             trusted_proxies,
             compact_interval,
+            admin_password_hash,
+            secure_cookies,
+            session_ttl,
+            max_login_attempts,
+            login_lockout,
         })
     }
-}
 
-fn read_file(path: &std::path::Path) -> Result<toml::Table, ConfigError> {
-    let fail = |reason: String| ConfigError::File {
-        path: path.display().to_string(),
-        reason,
-    };
-    let text = std::fs::read_to_string(path).map_err(|e| fail(e.to_string()))?;
-    let table: toml::Table = text
-        .parse()
-        .map_err(|e: toml::de::Error| fail(e.to_string()))?;
-    if let Some(unknown) = table
-        .keys()
-        .find(|k| !FILE_KEYS.iter().any(|key| key.file == k.as_str()))
-    {
-        let known: Vec<&str> = FILE_KEYS.iter().map(|key| key.file).collect();
-        return Err(fail(format!(
-            "unknown key `{unknown}` (known keys: {})",
-            known.join(", ")
-        )));
-    }
-    Ok(table)
-}
-
-fn not_an(what: &str, value: &str) -> String {
-    format!("{value:?} is not a valid {what}")
-}
-
-fn parse_port(value: &str) -> Result<u16, String> {
-    match value.parse::<u16>() {
-        Ok(port) if port > 0 => Ok(port),
-        _ => Err(format!("{value:?} is not a port number (1-65535)")),
-    }
-}
-
-fn parse_listen(value: &str) -> Result<Listen, String> {
-    if let Some(path) = value.strip_prefix("unix:") {
-        if path.is_empty() {
-            return Err("`unix:` needs a socket path, e.g. unix:/run/mallard/mallard.sock".into());
+    /// The admin password as a hash: the configured hash, or the configured password hashed
+    /// now. Both at once is refused (which one would win is not obvious).
+    fn admin_password_hash(&self, layers: &Layers<'_>) -> Result<Option<String>, ConfigError> {
+        let plain = layers.find(&self.admin_password, &ADMIN_PASSWORD);
+        let hash = layers.find(&self.admin_password_hash, &ADMIN_PASSWORD_HASH);
+        if let (Some(plain), Some(hash)) = (&plain, &hash) {
+            return Err(ConfigError::Invalid {
+                key: hash.named.clone(),
+                reason: format!("set either it or {}, not both", plain.named),
+            });
         }
-        return Ok(Listen::Unix(PathBuf::from(path)));
+        if hash.is_some() {
+            return layers.parse(
+                &self.admin_password_hash,
+                &ADMIN_PASSWORD_HASH,
+                parse_password_hash,
+            );
+        }
+        layers.parse_exact(&self.admin_password, &ADMIN_PASSWORD, hash_admin_password)
     }
-    value
-        .parse::<SocketAddr>()
-        .map(Listen::Tcp)
-        .map_err(|_| format!("{value:?} is neither `unix:/path.sock` nor `HOST:PORT`"))
-}
-
-fn parse_path(value: &str) -> Result<PathBuf, String> {
-    if value.is_empty() {
-        return Err("the path is empty".into());
-    }
-    Ok(PathBuf::from(value))
-}
-
-fn parse_bool(value: &str) -> Result<bool, String> {
-    match value.to_ascii_lowercase().as_str() {
-        "true" | "1" | "yes" | "on" => Ok(true),
-        "false" | "0" | "no" | "off" => Ok(false),
-        _ => Err(format!("{value:?} is not a boolean (true/false)")),
-    }
-}
-
-/// Never echoes the value: it is a secret.
-fn parse_secret(value: &str) -> Result<String, String> {
-    if value.len() < 32 {
-        return Err(format!(
-            "the secret is {} bytes long; it must be at least 32 (generate one with `openssl rand -hex 32`)",
-            value.len()
-        ));
-    }
-    Ok(value.to_string())
-}
-
-fn parse_cidrs(value: &str) -> Result<Vec<IpNet>, String> {
-    value
-        .split(',')
-        .map(str::trim)
-        .filter(|part| !part.is_empty())
-        .map(|part| {
-            part.parse::<IpNet>()
-                .or_else(|_| part.parse::<IpAddr>().map(IpNet::from))
-                .map_err(|_| not_an("CIDR or IP address", part))
-        })
-        .collect()
 }
 
 #[cfg(test)]

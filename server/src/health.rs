@@ -1,16 +1,16 @@
 //! Liveness and readiness probes for load balancers and uptime monitors.
 
-use axum::Router;
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::routing::get;
 
 use crate::AppState;
+use crate::auth::{Access, Route};
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/health", get(get_health))
-        .route("/health/ready", get(get_ready))
+pub fn routes() -> Vec<Route> {
+    vec![
+        Route::get("/health", Access::Public, get_health),
+        Route::get("/health/ready", Access::Public, get_ready),
+    ]
 }
 
 async fn get_health() -> &'static str {

@@ -1,10 +1,15 @@
 //! Mallard Metrics: cookie-less web analytics. The library behind the `mallard-metrics` binary:
 //! `app` builds the HTTP router over an [`AppState`]; `main.rs` only parses flags and serves it.
 
+pub mod audit;
+pub mod auth;
+pub mod commands;
 pub mod config;
+pub mod dashboard;
 pub mod error;
 pub mod health;
 pub mod ingest;
+pub mod local_admin;
 pub mod secret;
 pub mod server;
 pub mod stats;
@@ -14,7 +19,9 @@ pub mod tracker;
 use std::sync::Arc;
 
 use axum::Router;
+use axum::middleware;
 
+use auth::{Access, Auth, Route};
 use config::Config;
 use ingest::enrich::Enricher;
 use store::Store;
@@ -25,6 +32,7 @@ pub struct AppState {
     pub config: Arc<Config>,
     pub store: Store,
     pub enricher: Arc<Enricher>,
+    pub auth: Arc<Auth>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -35,6 +43,8 @@ pub enum StartError {
     Enrich(#[from] ingest::enrich::EnrichError),
     #[error(transparent)]
     Secret(#[from] secret::SecretError),
+    #[error(transparent)]
+    Auth(#[from] auth::AuthError),
 }
 
 impl AppState {
@@ -43,21 +53,50 @@ impl AppState {
         let store = Store::open(&config.data_dir)?;
         let secret = secret::load_or_create(config.secret.as_deref(), store.data_dir())?;
         let enricher = Enricher::new(&secret, config.geoip_db.as_deref(), config.filter_bots)?;
+        let auth = Auth::open(&config, &store)?;
         Ok(Self {
             config: Arc::new(config),
             store,
             enricher: Arc::new(enricher),
+            auth: Arc::new(auth),
         })
     }
 }
 
-/// The whole HTTP surface.
+/// The route table: every route of the public listener with the access it needs.
+pub fn routes() -> Vec<Route> {
+    [
+        ingest::routes(),
+        tracker::routes(),
+        health::routes(),
+        dashboard::routes(),
+        auth::routes(),
+        stats::routes(),
+    ]
+    .into_iter()
+    .flatten()
+    .collect()
+}
+
+/// The whole HTTP surface, built from [`routes`]: each non-public route behind the auth guard
+/// (its wrong-method answers too, so nothing there is told to a client without credentials).
 pub fn app(state: AppState) -> Router {
-    Router::new()
-        .merge(ingest::router())
-        .merge(stats::router(&state))
-        .merge(health::router())
-        .merge(tracker::router())
+    let mut router = Router::new();
+    for route in routes() {
+        let handler = match route.access {
+            Access::Public => route.handler,
+            access => route.handler.layer(middleware::from_fn_with_state(
+                state.clone(),
+                move |axum::extract::State(state): axum::extract::State<AppState>,
+                      request,
+                      next| { auth::require(access, state, request, next) },
+            )),
+        };
+        router = router.route(route.path, handler);
+    }
+    router
+        .fallback(auth::fallback)
+        .layer(middleware::from_fn(auth::headers::security_headers))
         .layer(tower_http::trace::TraceLayer::new_for_http())
         .with_state(state)
 }

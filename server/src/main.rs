@@ -4,7 +4,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use mallard_metrics::config::{LogFormat, ServeArgs};
-use mallard_metrics::{AppState, server};
+use mallard_metrics::{AppState, commands, server};
 
 /// Self-hosted, cookie-less web analytics in one binary.
 ///
@@ -27,10 +27,22 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Ingest events, answer stats queries and serve the tracking script (the default).
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Write synthetic visits into a data directory, for benchmarks and demos. The server must
     /// not be running on that directory.
     Generate(GenerateArgs),
+    /// Check that this host still has the posture provisioning gave it (SSH, firewall,
+    /// fail2ban, encrypted volume, services, certificates, backups, updates); run as root.
+    #[command(after_help = mallard_metrics::audit::HELP)]
+    Audit(mallard_metrics::audit::AuditArgs),
+    /// Take a consistent snapshot (database + Parquet) while the server keeps running.
+    Backup(commands::backup::BackupArgs),
+    /// Bring a snapshot back into a data folder; the server must be stopped.
+    Restore(commands::backup::RestoreArgs),
+    /// Print an Argon2id hash (for MALLARD_ADMIN_PASSWORD_HASH) of a password read on stdin.
+    HashPassword(commands::hash_password::HashPasswordArgs),
+    /// Exit 0 when a health URL answers 200 (container healthchecks; no curl needed).
+    Healthcheck(commands::healthcheck::HealthcheckArgs),
 }
 
 #[derive(clap::Args)]
@@ -95,8 +107,13 @@ fn init_logging(format: LogFormat) {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let args = match cli.command {
-        Some(Command::Serve(args)) => args,
+        Some(Command::Serve(args)) => *args,
         Some(Command::Generate(args)) => return generate(&args),
+        Some(Command::Audit(args)) => return mallard_metrics::audit::run(&args),
+        Some(Command::Backup(args)) => return commands::backup::run_backup(&args),
+        Some(Command::Restore(args)) => return commands::backup::run_restore(&args),
+        Some(Command::HashPassword(args)) => return commands::hash_password::run(&args),
+        Some(Command::Healthcheck(args)) => return commands::healthcheck::run(&args),
         None => cli.serve,
     };
     let config = match args.resolve() {

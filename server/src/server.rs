@@ -27,6 +27,17 @@ pub async fn run(
         message: e.to_string(),
     };
     let compactor = tokio::spawn(compact_forever(state.clone()));
+    // The operator's socket (backups) lives as long as the public listener.
+    let (stop_admin, admin_stopped) = tokio::sync::oneshot::channel::<()>();
+    let admin_state = state.clone();
+    let admin = tokio::spawn(async move {
+        let stopped = async {
+            let _ = admin_stopped.await;
+        };
+        if let Err(err) = crate::local_admin::serve(admin_state, stopped).await {
+            tracing::warn!(error = %err, "the local admin socket (backups) is unavailable");
+        }
+    });
     let router = app(state.clone()).into_make_service_with_connect_info::<Peer>();
     let result = match &listen {
         Listen::Tcp(addr) => {
@@ -54,6 +65,8 @@ pub async fn run(
         }
     };
     compactor.abort();
+    let _ = stop_admin.send(());
+    let _ = admin.await;
     state.store.close().await;
     tracing::info!("stopped");
     result.map_err(|e| ServeError::Serve(e.to_string()))

@@ -1,22 +1,21 @@
 //! Serves the tracking script, at `/mallard.js` and at Plausible's `/js/script.js` path.
 
-use axum::Router;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
 use sha2::{Digest, Sha256};
 use std::io::Write;
 use std::sync::LazyLock;
 
-use crate::AppState;
+use crate::auth::{Access, Route};
 
 /// The minified script, built from `server/tracker/src/mallard.js` by `cargo xtask tracker`.
 pub const SCRIPT: &str = include_str!("../tracker/dist/mallard.min.js");
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/mallard.js", get(get_script))
-        .route("/js/script.js", get(get_script))
+pub fn routes() -> Vec<Route> {
+    vec![
+        Route::get("/mallard.js", Access::Public, get_script),
+        Route::get("/js/script.js", Access::Public, get_script),
+    ]
 }
 
 /// The script gzipped once: most clients accept it, and it is what the size budget counts.

@@ -25,6 +25,12 @@ fn help_names_every_environment_variable() {
         "MALLARD_TRUSTED_PROXIES",
         "MALLARD_COMPACT_INTERVAL",
         "MALLARD_CONFIG",
+        "MALLARD_ADMIN_PASSWORD",
+        "MALLARD_ADMIN_PASSWORD_HASH",
+        "MALLARD_SECURE_COOKIES",
+        "MALLARD_SESSION_TTL",
+        "MALLARD_MAX_LOGIN_ATTEMPTS",
+        "MALLARD_LOGIN_LOCKOUT",
     ] {
         assert!(
             help.contains(variable),
@@ -36,10 +42,21 @@ fn help_names_every_environment_variable() {
 #[test]
 fn bad_settings_exit_2_naming_the_setting() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let cases: [(&str, &str, &str); 3] = [
+    let cases: [(&str, &str, &str); 6] = [
         ("MALLARD_PORT", "http", "MALLARD_PORT"),
         ("MALLARD_LOG_FORMAT", "yaml", "MALLARD_LOG_FORMAT"),
+        ("MALLARD_SECRET", "too-short", "MALLARD_SECRET"),
         ("MALLARD_SECRET", "too-short", "at least 32"),
+        (
+            "MALLARD_ADMIN_PASSWORD_HASH",
+            "$2b$12$too-short-and-bcrypt",
+            "MALLARD_ADMIN_PASSWORD_HASH",
+        ),
+        (
+            "MALLARD_ADMIN_PASSWORD",
+            "too-short",
+            "MALLARD_ADMIN_PASSWORD",
+        ),
     ];
     for (variable, value, expected) in cases {
         let output = mallard()
@@ -52,7 +69,8 @@ fn bad_settings_exit_2_naming_the_setting() {
         let stderr = String::from_utf8_lossy(&output.stderr);
         assert!(stderr.contains(expected), "{variable}={value}: {stderr}");
         assert!(
-            !stderr.contains("too-short") || variable != "MALLARD_SECRET",
+            !stderr.contains(value)
+                || !variable.contains("SECRET") && !variable.contains("PASSWORD"),
             "secret echoed: {stderr}"
         );
     }

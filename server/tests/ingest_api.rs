@@ -236,19 +236,23 @@ async fn cors_is_open_for_ingestion_only() {
 }
 
 #[tokio::test]
-async fn stats_refuse_remote_clients_until_auth_exists() {
+async fn stats_need_credentials_even_from_the_server_itself() {
     let app = TestApp::new();
-    let forwarded = Request::get(TODAY_MAIN)
-        .header("x-forwarded-for", "203.0.113.50")
-        .body(Body::empty())
-        .expect("request");
-    let answer = app.send(forwarded).await;
-    assert_eq!(answer.status, 401);
-    assert!(answer.json()["error"].as_str().is_some());
+    for forwarded in [None, Some("203.0.113.50"), Some("127.0.0.1")] {
+        let mut request = Request::get(TODAY_MAIN);
+        if let Some(address) = forwarded {
+            request = request.header("x-forwarded-for", address);
+        }
+        let answer = app
+            .send(request.body(Body::empty()).expect("request"))
+            .await;
+        assert_eq!(answer.status, 401, "forwarded for {forwarded:?}");
+        assert!(answer.json()["error"].as_str().is_some());
+    }
     assert_eq!(
         app.get(TODAY_MAIN).await.status,
         200,
-        "the server itself may read"
+        "a signed-in client may read"
     );
 }
 

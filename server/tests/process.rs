@@ -11,11 +11,14 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 
+const PASSWORD: &str = "process-test-admin-password";
 const CHROME: &str = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0.0.0 Safari/537.36";
 
 struct Server {
     child: Child,
     base: String,
+    /// `mallard_session=…`, from logging in once the server is ready.
+    cookie: String,
 }
 
 impl Server {
@@ -35,16 +38,19 @@ impl Server {
             .arg("--data-dir")
             .arg(data_dir)
             .env("MALLARD_SECRET", "process-test-secret-0123456789abcdef")
+            .env("MALLARD_ADMIN_PASSWORD", PASSWORD)
             .env("MALLARD_LOG", "warn")
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())
             .spawn()
             .expect("spawn mallard-metrics");
-        let server = Server {
+        let mut server = Server {
             child,
             base: format!("http://127.0.0.1:{port}"),
+            cookie: String::new(),
         };
         server.wait_ready();
+        server.cookie = probe::login(&server.base, PASSWORD).expect("log in");
         server
     }
 
@@ -74,23 +80,44 @@ impl Drop for Server {
     }
 }
 
-/// A tiny blocking GET for readiness polling (reqwest's blocking client is not compiled in).
+/// Tiny blocking HTTP exchanges for readiness polling and logging in (reqwest's blocking
+/// client is not compiled in).
 mod probe {
-    pub fn status_of(url: &str) -> Result<u16, std::io::Error> {
-        use std::io::{Read, Write};
+    use std::io::{Read, Write};
+
+    fn exchange(url: &str, method: &str, body: &str) -> Result<String, std::io::Error> {
         let rest = url.trim_start_matches("http://");
         let (host, path) = rest.split_once('/').unwrap_or((rest, ""));
         let mut stream = std::net::TcpStream::connect(host)?;
         write!(
             stream,
-            "GET /{path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
+            "{method} /{path} HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\n\
+             Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
         )?;
         let mut response = String::new();
         stream.read_to_string(&mut response)?;
+        Ok(response)
+    }
+
+    pub fn status_of(url: &str) -> Result<u16, std::io::Error> {
+        let response = exchange(url, "GET", "")?;
         Ok(response
             .get(9..12)
             .and_then(|code| code.parse().ok())
             .unwrap_or(0))
+    }
+
+    /// Logs in; returns the `Cookie` header value to send with later requests.
+    pub fn login(base: &str, password: &str) -> Option<String> {
+        let body = serde_json::json!({ "password": password }).to_string();
+        let response = exchange(&format!("{base}/api/auth/login"), "POST", &body).ok()?;
+        response.lines().find_map(|line| {
+            let (name, value) = line.split_once(':')?;
+            let pair = value.trim().split(';').next()?;
+            (name.eq_ignore_ascii_case("set-cookie") && pair.starts_with("mallard_session="))
+                .then(|| pair.to_string())
+        })
     }
 }
 
@@ -115,21 +142,27 @@ async fn post(client: &reqwest::Client, base: &str, path: &str) -> bool {
     }
 }
 
-async fn get_json(client: &reqwest::Client, url: &str) -> serde_json::Value {
-    let response = client.get(url).send().await.expect("query");
+async fn get_json(client: &reqwest::Client, server: &Server, path: &str) -> serde_json::Value {
+    let url = format!("{}{path}", server.base);
+    let response = client
+        .get(&url)
+        .header("cookie", &server.cookie)
+        .send()
+        .await
+        .expect("query");
     assert_eq!(response.status(), 200, "{url}");
     response.json().await.expect("json")
 }
 
 /// Every stored page path with its pageview count, read through the stats API.
-async fn stored_paths(client: &reqwest::Client, base: &str) -> HashMap<String, u64> {
+async fn stored_paths(client: &reqwest::Client, server: &Server) -> HashMap<String, u64> {
     let mut paths = HashMap::new();
     for page in 1.. {
-        let url = format!(
-            "{base}/api/stats/breakdown/pages?site_id=load.test&period=today&limit=1000&page={page}"
+        let path = format!(
+            "/api/stats/breakdown/pages?site_id=load.test&period=today&limit=1000&page={page}"
         );
         let rows: Vec<serde_json::Value> =
-            serde_json::from_value(get_json(client, &url).await).expect("an array");
+            serde_json::from_value(get_json(client, server, &path).await).expect("an array");
         if rows.is_empty() {
             break;
         }
@@ -141,9 +174,13 @@ async fn stored_paths(client: &reqwest::Client, base: &str) -> HashMap<String, u
     paths
 }
 
-async fn main_pageviews(client: &reqwest::Client, base: &str) -> u64 {
-    let url = format!("{base}/api/stats/main?site_id=load.test&period=today");
-    let body = get_json(client, &url).await;
+async fn main_pageviews(client: &reqwest::Client, server: &Server) -> u64 {
+    let body = get_json(
+        client,
+        server,
+        "/api/stats/main?site_id=load.test&period=today",
+    )
+    .await;
     body["pageviews"].as_u64().expect("pageviews")
 }
 
@@ -166,7 +203,7 @@ async fn concurrent_events_are_visible_within_two_seconds() {
     assert_eq!(accepted, 1000, "every event is accepted");
     let posted = Instant::now();
     loop {
-        if main_pageviews(&client, &server.base).await == 1000 {
+        if main_pageviews(&client, &server).await == 1000 {
             break;
         }
         assert!(
@@ -228,7 +265,7 @@ async fn kill_9_under_load_loses_no_acknowledged_event_and_counts_none_twice() {
     );
 
     let server = Server::start(dir.path(), 1);
-    let stored = stored_paths(&client, &server.base).await;
+    let stored = stored_paths(&client, &server).await;
     for path in &acked {
         assert_eq!(
             stored.get(path),
@@ -244,12 +281,12 @@ async fn kill_9_under_load_loses_no_acknowledged_event_and_counts_none_twice() {
             "{path} was never sent"
         );
     }
-    let total = main_pageviews(&client, &server.base).await;
+    let total = main_pageviews(&client, &server).await;
     assert_eq!(total, stored.len() as u64);
 
     // Compaction after the restart moves the recovered rows once more; numbers stay put.
     tokio::time::sleep(Duration::from_millis(2500)).await;
-    assert_eq!(main_pageviews(&client, &server.base).await, total);
+    assert_eq!(main_pageviews(&client, &server).await, total);
     eprintln!(
         "acknowledged {}, stored {}, unacknowledged but stored {}",
         acked.len(),
@@ -278,7 +315,7 @@ async fn compaction_racing_queries_never_double_counts() {
         // Query continuously while compaction (every second) moves rows underneath.
         let until = Instant::now() + Duration::from_millis(400);
         while Instant::now() < until {
-            let seen = main_pageviews(&client, &server.base).await;
+            let seen = main_pageviews(&client, &server).await;
             assert_eq!(
                 seen, sent,
                 "a query saw {seen} events, {sent} were acknowledged"
@@ -312,6 +349,12 @@ fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
 
 /// One HTTP/1.1 exchange over a Unix socket, as Caddy in front of the server would make it.
 fn unix_request(socket: &Path, request: &str) -> (u16, String) {
+    let (status, body, _) = unix_exchange(socket, request);
+    (status, body)
+}
+
+/// [`unix_request`] with the response head as well.
+fn unix_exchange(socket: &Path, request: &str) -> (u16, String, String) {
     use std::io::{Read, Write};
     let mut stream =
         std::os::unix::net::UnixStream::connect(socket).expect("connect to the socket");
@@ -322,11 +365,8 @@ fn unix_request(socket: &Path, request: &str) -> (u16, String) {
         .get(9..12)
         .and_then(|code| code.parse().ok())
         .unwrap_or(0);
-    let body = response
-        .split_once("\r\n\r\n")
-        .map(|(_, body)| body.to_string())
-        .unwrap_or_default();
-    (status, body)
+    let (head, body) = response.split_once("\r\n\r\n").unwrap_or((&response, ""));
+    (status, body.to_string(), head.to_string())
 }
 
 #[test]
@@ -339,6 +379,7 @@ fn serves_on_a_unix_socket_behind_a_proxy() {
         .arg("--data-dir")
         .arg(dir.path().join("data"))
         .env("MALLARD_SECRET", "process-test-secret-0123456789abcdef")
+        .env("MALLARD_ADMIN_PASSWORD", PASSWORD)
         .env("MALLARD_LOG", "warn")
         .spawn()
         .expect("spawn");
@@ -372,8 +413,27 @@ fn serves_on_a_unix_socket_behind_a_proxy() {
     assert_eq!(
         unix_request(&socket, stats).0,
         401,
-        "a remote client behind the proxy may not read stats"
+        "a client behind the proxy may not read stats without credentials"
     );
+    let login_body = json!({ "password": PASSWORD }).to_string();
+    let login = format!(
+        "POST /api/auth/login HTTP/1.1\r\nHost: stats.test\r\nX-Forwarded-For: 203.0.113.9\r\n\
+         Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{login_body}",
+        login_body.len()
+    );
+    let (status, _, head) = unix_exchange(&socket, &login);
+    assert_eq!(status, 200);
+    let cookie = head
+        .lines()
+        .find_map(|line| line.strip_prefix("set-cookie: "))
+        .and_then(|value| value.split(';').next())
+        .expect("a session cookie")
+        .to_string();
+    let signed_in = stats.replace(
+        "Connection: close",
+        &format!("Cookie: {cookie}\r\nConnection: close"),
+    );
+    assert_eq!(unix_request(&socket, &signed_in).0, 200, "{signed_in}");
     let _ = child.kill();
     let _ = child.wait();
 }

@@ -430,3 +430,34 @@ async fn generated_visits_answer_the_same_from_rollups_and_from_a_scan() {
         .await;
     assert_eq!(days, days_scanned);
 }
+
+#[tokio::test]
+async fn export_gives_one_row_per_day_as_json_or_csv() {
+    let app = fixture_app().await;
+    let uri = format!("/api/stats/export?site_id=fixture.test&{BOTH_DAYS}");
+    assert_eq!(
+        app.get_json(&uri).await,
+        json!([
+            {"date": DAY_BEFORE, "visitors": 1, "visits": 1, "pageviews": 1, "bounce_rate": 100, "visit_duration": 0},
+            {"date": DAY, "visitors": 3, "visits": 4, "pageviews": 6, "bounce_rate": 50, "visit_duration": 90},
+        ])
+    );
+    let csv = app.get(&format!("{uri}&format=csv")).await;
+    assert_eq!(csv.status, 200);
+    assert_eq!(
+        csv.headers
+            .get("content-type")
+            .and_then(|v| v.to_str().ok()),
+        Some("text/csv; charset=utf-8")
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&csv.body),
+        format!(
+            "date,visitors,visits,pageviews,bounce_rate,visit_duration\n\
+             {DAY_BEFORE},1,1,1,100,0\n{DAY},3,4,6,50,90\n"
+        )
+    );
+    let bad = app.get(&format!("{uri}&format=xml")).await;
+    assert_eq!(bad.status, 400);
+    assert_eq!(bad.json()["field"], "format");
+}

@@ -1,39 +1,26 @@
 // The tracking script in a real headless Chromium against the real server binary. Every case
-// asserts what the server stored, read back through the stats API.
+// asserts what the server stored, read back through the stats API (signed in as the admin).
 //
 // Needs: /usr/bin/chromium (Debian's chromium), the built server (MALLARD_BIN, default
 // $CARGO_TARGET_DIR/debug/mallard-metrics), `npm ci` here. Run: `node --test` in this folder.
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { createServer } from 'node:http';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { readFileSync } from 'node:fs';
 import { chromium } from 'playwright-core';
+import { freePort, login, startServer } from './server.mjs';
 
 const CHROME_UA =
   'Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0.0.0 Safari/537.36';
-const targetDir = process.env.CARGO_TARGET_DIR || new URL('../../target', import.meta.url).pathname;
-const binary = process.env.MALLARD_BIN || join(targetDir, 'debug', 'mallard-metrics');
+const PASSWORD = 'browser-test-admin-password';
 
 let server;
 let api;
+let cookie; // mallard_session=…, for reading stats
 let site;
 let browser;
-let dataDir;
 let siteServer;
-
-function freePort() {
-  return new Promise((resolve) => {
-    const probe = createServer();
-    probe.listen(0, '127.0.0.1', () => {
-      const { port } = probe.address();
-      probe.close(() => resolve(port));
-    });
-  });
-}
 
 // Test pages: /<case>.html, built from the query of each test; the script comes from the server.
 function page(domain, attributes, body) {
@@ -48,20 +35,9 @@ function page(domain, attributes, body) {
 const pages = new Map();
 
 before(async () => {
-  dataDir = mkdtempSync(join(tmpdir(), 'mallard-browser-'));
-  const apiPort = await freePort();
-  api = `http://127.0.0.1:${apiPort}`;
-  server = spawn(binary, ['--port', String(apiPort), '--data-dir', dataDir], {
-    env: { ...process.env, MALLARD_SECRET: 'browser-test-secret-0123456789abcdef', MALLARD_LOG: 'warn' },
-    stdio: ['ignore', 'ignore', 'inherit'],
-  });
-  for (let i = 0; ; i++) {
-    try {
-      if ((await fetch(`${api}/health/ready`)).ok) break;
-    } catch {}
-    if (i > 300) throw new Error(`the server (${binary}) did not become ready`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
+  server = await startServer({ MALLARD_ADMIN_PASSWORD: PASSWORD });
+  api = server.api;
+  cookie = await login(api, PASSWORD);
   const sitePort = await freePort();
   site = `http://127.0.0.1:${sitePort}`;
   siteServer = createServer((req, res) => {
@@ -86,8 +62,7 @@ before(async () => {
 after(async () => {
   await browser?.close();
   siteServer?.close();
-  server?.kill('SIGTERM');
-  rmSync(dataDir, { recursive: true, force: true });
+  server?.stop();
 });
 
 async function open(name, attributes, body, options = {}) {
@@ -101,7 +76,9 @@ async function open(name, attributes, body, options = {}) {
 }
 
 async function stats(path, domain) {
-  const response = await fetch(`${api}/api/stats/${path}${path.includes('?') ? '&' : '?'}site_id=${domain}&period=today`);
+  const response = await fetch(`${api}/api/stats/${path}${path.includes('?') ? '&' : '?'}site_id=${domain}&period=today`, {
+    headers: { cookie },
+  });
   assert.equal(response.status, 200);
   return response.json();
 }

@@ -125,7 +125,11 @@ fn machine(sh: &Shell) -> String {
 struct Server {
     child: Child,
     port: u16,
+    /// `Cookie` header value of an admin session: stats need credentials.
+    cookie: String,
 }
+
+const PASSWORD: &str = "benchmark-password-0123";
 
 impl Server {
     fn start(binary: &Path, data_dir: &Path) -> anyhow::Result<Server> {
@@ -136,16 +140,23 @@ impl Server {
             .arg(data_dir)
             .env("MALLARD_SECRET", "benchmark-secret-benchmark-secret-0123")
             .env("MALLARD_LOG", "warn")
+            .env("MALLARD_ADMIN_PASSWORD", PASSWORD)
             .stdout(Stdio::null())
             .spawn()
             .with_context(|| format!("starting {}", binary.display()))?;
-        let server = Server { child, port };
+        let mut server = Server {
+            child,
+            port,
+            cookie: String::new(),
+        };
         let deadline = Instant::now() + Duration::from_secs(60);
         while Instant::now() < deadline {
-            if get(port, "/health/ready")
+            if server
+                .get("/health/ready")
                 .map(|(status, _)| status == 200)
                 .unwrap_or(false)
             {
+                server.cookie = login(port)?;
                 return Ok(server);
             }
             std::thread::sleep(Duration::from_millis(100));
@@ -161,12 +172,48 @@ impl Drop for Server {
     }
 }
 
-/// A minimal HTTP/1.1 GET: status and body.
-fn get(port: u16, path: &str) -> anyhow::Result<(u16, String)> {
+impl Server {
+    /// A minimal HTTP/1.1 GET with the admin session: status and body.
+    fn get(&self, path: &str) -> anyhow::Result<(u16, String)> {
+        let headers = format!("Cookie: {}\r\n", self.cookie);
+        exchange(self.port, &format!("GET {path}"), &headers, "")
+    }
+}
+
+/// Signs in and returns the session cookie (`name=value`).
+fn login(port: u16) -> anyhow::Result<String> {
+    let body = format!(r#"{{"password":"{PASSWORD}"}}"#);
     let mut stream = TcpStream::connect(("127.0.0.1", port))?;
     write!(
         stream,
-        "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
+        "POST /api/auth/login HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n\
+         Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response)?;
+    response
+        .lines()
+        .find_map(|line| {
+            line.strip_prefix("set-cookie: ")
+                .or(line.strip_prefix("Set-Cookie: "))
+        })
+        .and_then(|cookie| cookie.split(';').next())
+        .map(str::to_owned)
+        .context("signing in to the benchmark server returned no session cookie")
+}
+
+/// One HTTP/1.1 request: status and body.
+fn exchange(
+    port: u16,
+    request_line: &str,
+    headers: &str,
+    body: &str,
+) -> anyhow::Result<(u16, String)> {
+    let mut stream = TcpStream::connect(("127.0.0.1", port))?;
+    write!(
+        stream,
+        "{request_line} HTTP/1.1\r\nHost: localhost\r\n{headers}Connection: close\r\n\r\n{body}"
     )?;
     let mut response = String::new();
     stream.read_to_string(&mut response)?;
@@ -212,10 +259,7 @@ fn ingest(
         "wrk -t2 -c{connections} -d{duration} --latency -s {script} {url}"
     )
     .read()?;
-    let (_, body) = get(
-        server.port,
-        "/api/stats/main?site_id=bench.test&period=today",
-    )?;
+    let (_, body) = server.get("/api/stats/main?site_id=bench.test&period=today")?;
     println!(
         "### Ingest, {connections} connections (POST /api/event over loopback, wrk on the same 2 cores)\n"
     );
@@ -288,7 +332,7 @@ fn queries(binary: &Path, data_dir: &Path, size: u64, runs: usize) -> anyhow::Re
         let mut times = Vec::new();
         for run in 0..runs + 2 {
             let started = Instant::now();
-            let (status, body) = get(server.port, path)?;
+            let (status, body) = server.get(path)?;
             let elapsed = started.elapsed();
             if status != 200 {
                 bail!("{path}: HTTP {status}: {body}");

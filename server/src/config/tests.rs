@@ -134,3 +134,117 @@ fn bad_file_value_names_the_file_key() {
         "{err}"
     );
 }
+
+#[test]
+fn auth_settings_default_and_layer_like_the_others() {
+    let config = resolve(ServeArgs::default(), &[]).expect("defaults");
+    assert_eq!(
+        config.admin_password_hash, None,
+        "no password: first-run setup"
+    );
+    assert!(!config.secure_cookies);
+    assert_eq!(config.session_ttl, Duration::from_secs(86_400));
+    assert_eq!(config.max_login_attempts, 5);
+    assert_eq!(config.login_lockout, Duration::from_secs(300));
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("mallard.toml");
+    std::fs::write(
+        &file,
+        "secure_cookies = true\nsession_ttl = 3600\nmax_login_attempts = 9\n",
+    )
+    .expect("write");
+    let args = ServeArgs {
+        config: Some(file),
+        login_lockout: Some("60".into()),
+        ..Default::default()
+    };
+    let config = resolve(args, &[("MALLARD_MAX_LOGIN_ATTEMPTS", "3")]).expect("valid");
+    assert!(config.secure_cookies);
+    assert_eq!(config.session_ttl, Duration::from_secs(3600));
+    assert_eq!(
+        config.max_login_attempts, 3,
+        "the environment beats the file"
+    );
+    assert_eq!(config.login_lockout, Duration::from_secs(60));
+
+    for (variable, value) in [
+        ("MALLARD_SESSION_TTL", "0"),
+        ("MALLARD_SESSION_TTL", "18446744073709551615"),
+        ("MALLARD_MAX_LOGIN_ATTEMPTS", "none"),
+        ("MALLARD_LOGIN_LOCKOUT", "-5"),
+        ("MALLARD_SECURE_COOKIES", "maybe"),
+    ] {
+        let err = resolve(ServeArgs::default(), &[(variable, value)]).expect_err(variable);
+        assert!(err.to_string().contains(variable), "{err}");
+    }
+}
+
+#[test]
+fn a_plaintext_admin_password_is_hashed_at_once() {
+    let password = "correct horse battery staple";
+    let config = resolve(
+        ServeArgs::default(),
+        &[("MALLARD_ADMIN_PASSWORD", password)],
+    )
+    .expect("valid");
+    let hash = config.admin_password_hash.clone().expect("hashed");
+    assert!(hash.starts_with("$argon2id$"), "{hash}");
+    assert!(crate::auth::password::verify_blocking(&hash, password));
+    assert!(
+        !format!("{config:?}").contains(password),
+        "the plaintext is not kept"
+    );
+
+    let err = resolve(
+        ServeArgs::default(),
+        &[("MALLARD_ADMIN_PASSWORD", "hunter2")],
+    )
+    .expect_err("short");
+    let message = err.to_string();
+    assert!(
+        message.contains("MALLARD_ADMIN_PASSWORD") && message.contains("12"),
+        "{message}"
+    );
+    assert!(!message.contains("hunter2"), "never echoed: {message}");
+}
+
+#[test]
+fn an_admin_password_hash_must_be_argon2id() {
+    let good = crate::commands::hash_password::hash("correct horse battery staple").expect("hash");
+    let config = resolve(
+        ServeArgs::default(),
+        &[("MALLARD_ADMIN_PASSWORD_HASH", good.as_str())],
+    )
+    .expect("valid");
+    assert_eq!(config.admin_password_hash.as_deref(), Some(good.as_str()));
+
+    let bcrypt = "$2b$12$R9h/cIPz0gi.URNNX3kh2OPST9/PgBkqquzi.Ss7KIUgO2t0jWMUW";
+    for bad in [
+        "plaintext-password",
+        bcrypt,
+        &good.replacen("$argon2id$", "$argon2i$", 1),
+    ] {
+        let err = resolve(
+            ServeArgs::default(),
+            &[("MALLARD_ADMIN_PASSWORD_HASH", bad)],
+        )
+        .expect_err("not argon2id");
+        let message = err.to_string();
+        assert!(
+            message.contains("MALLARD_ADMIN_PASSWORD_HASH") && message.contains("hash-password"),
+            "{message}"
+        );
+        assert!(!message.contains(bad), "never echoed: {message}");
+    }
+
+    let err = resolve(
+        ServeArgs::default(),
+        &[
+            ("MALLARD_ADMIN_PASSWORD_HASH", good.as_str()),
+            ("MALLARD_ADMIN_PASSWORD", "correct horse battery staple"),
+        ],
+    )
+    .expect_err("both");
+    assert!(err.to_string().contains("not both"), "{err}");
+}

@@ -7,16 +7,15 @@ pub mod enrich;
 pub mod payload;
 mod referrer;
 
-use axum::Router;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{DefaultBodyLimit, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::post;
 use tower_http::cors::{Any, CorsLayer};
 
 use crate::AppState;
+use crate::auth::{Access, Route};
 use crate::error::ApiError;
 use crate::store::StoreError;
 use client_ip::{Peer, PeerInfo};
@@ -30,16 +29,18 @@ const PIXEL: &[u8] = &[
     0x01, 0x00, 0x01, 0x00, 0x00, 0x02, 0x02, 0x44, 0x01, 0x00, 0x3b,
 ];
 
-pub fn router() -> Router<AppState> {
+pub fn routes() -> Vec<Route> {
     // Trackers post from every customer site, so this endpoint alone is open to any origin.
     let cors = CorsLayer::new()
         .allow_origin(Any)
         .allow_methods([axum::http::Method::GET, axum::http::Method::POST])
         .allow_headers([header::CONTENT_TYPE]);
-    Router::new()
-        .route("/api/event", post(post_event).get(get_event))
-        .layer(DefaultBodyLimit::max(payload::MAX_BODY_BYTES))
-        .layer(cors)
+    vec![
+        Route::post("/api/event", Access::Public, post_event)
+            .layer(DefaultBodyLimit::max(payload::MAX_BODY_BYTES))
+            .layer(cors.clone()),
+        Route::get("/api/event", Access::Public, get_event).layer(cors),
+    ]
 }
 
 async fn post_event(

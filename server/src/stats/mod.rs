@@ -1,61 +1,38 @@
-//! The stats API: `main`, `timeseries` and `breakdown/{dimension}`, all JSON, all per site.
+//! The stats API: `main`, `timeseries`, `breakdown/{dimension}` and `export`, all per site.
 //!
 //! Invariant: answers are computed inside one store snapshot, so a compaction running at the
 //! same time can neither hide nor double-count events.
 
+mod export;
 pub mod filters;
 pub mod params;
 pub mod queries;
 
 use std::collections::HashMap;
 
-use axum::extract::{Path, Query, Request, State};
-use axum::http::{HeaderValue, header};
-use axum::middleware::{self, Next};
-use axum::response::{IntoResponse, Response};
-use axum::routing::get;
-use axum::{Json, Router};
+use axum::Json;
+use axum::extract::{Path, Query, State};
 
 use crate::AppState;
+use crate::auth::{Access, Route};
 use crate::error::ApiError;
-use crate::ingest::client_ip::{PeerInfo, client_ip};
 use crate::store::StoreError;
 use params::StatsQuery;
 use queries::{BREAKDOWNS, Bucket};
 
-pub fn router(state: &AppState) -> Router<AppState> {
-    Router::new()
-        .route("/api/stats/main", get(get_main))
-        .route("/api/stats/timeseries", get(get_timeseries))
-        .route("/api/stats/breakdown/{dimension}", get(get_breakdown))
-        .route_layer(middleware::map_response(no_store))
-        .route_layer(middleware::from_fn_with_state(state.clone(), local_only))
-}
-
-/// Until accounts exist, stats answer only clients on this machine: never a remote reader
-/// without credentials.
-pub async fn local_only(
-    State(state): State<AppState>,
-    PeerInfo(peer): PeerInfo,
-    request: Request,
-    next: Next,
-) -> Response {
-    let ip = client_ip(peer, request.headers(), &state.config.trusted_proxies);
-    if ip.is_some_and(|ip| ip.is_loopback()) {
-        return next.run(request).await;
-    }
-    ApiError::new(
-        axum::http::StatusCode::UNAUTHORIZED,
-        "stats are readable only from the server itself until authentication is configured",
-    )
-    .into_response()
-}
-
-async fn no_store(mut response: Response) -> Response {
-    response
-        .headers_mut()
-        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    response
+/// Every stats route needs a session or an API key (the guard is installed by `crate::app`);
+/// `Cache-Control: no-store` comes from the app-wide headers layer.
+pub fn routes() -> Vec<Route> {
+    vec![
+        Route::get("/api/stats/main", Access::Read, get_main),
+        Route::get("/api/stats/timeseries", Access::Read, get_timeseries),
+        Route::get(
+            "/api/stats/breakdown/{dimension}",
+            Access::Read,
+            get_breakdown,
+        ),
+        Route::get("/api/stats/export", Access::Read, export::get_export),
+    ]
 }
 
 fn store_error(err: StoreError) -> ApiError {

@@ -31,7 +31,7 @@ pub struct Report {
     pub superseded: Vec<PathBuf>,
 }
 
-fn rollback_on_error<T>(
+pub(super) fn rollback_on_error<T>(
     conn: &Connection,
     written: &[PathBuf],
     result: Result<T, StoreError>,
@@ -236,7 +236,7 @@ pub fn roll_up_days(
     Ok(())
 }
 
-fn write_file(
+pub(super) fn write_file(
     conn: &Connection,
     data_dir: &Path,
     relative: &Path,
@@ -309,7 +309,7 @@ pub fn remove_orphans(conn: &Connection, data_dir: &Path) -> Result<usize, Store
     Ok(removed)
 }
 
-fn parse_day(text: &str) -> Result<NaiveDate, StoreError> {
+pub(super) fn parse_day(text: &str) -> Result<NaiveDate, StoreError> {
     NaiveDate::parse_from_str(text, "%Y-%m-%d")
         .map_err(|e| StoreError::Corrupt(format!("bad day {text:?}: {e}")))
 }

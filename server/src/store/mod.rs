@@ -4,9 +4,11 @@
 //! Invariant: every stored row is read exactly once: from `events_hot` or from a file listed in
 //! `parquet_files`, never both, at any moment a reader can observe.
 
+pub mod backup;
 mod compaction;
 pub mod event;
 mod layout;
+pub mod lifecycle;
 mod recover;
 mod schema;
 pub mod session;
@@ -266,6 +268,30 @@ impl Store {
         let _ = conn.execute_batch(if result.is_ok() { "COMMIT" } else { "ROLLBACK" });
         self.return_connection(conn);
         result
+    }
+
+    /// Runs `f` on a pooled connection outside any snapshot, in autocommit mode: for the small
+    /// admin tables (API keys), never for events, which only the writer adds.
+    pub fn with_connection_blocking<T>(
+        &self,
+        f: impl FnOnce(&Connection) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let conn = self.take_connection()?;
+        let result = f(&conn);
+        self.return_connection(conn);
+        result
+    }
+
+    /// [`with_connection_blocking`](Self::with_connection_blocking) on a blocking thread.
+    pub async fn with_connection<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+    {
+        let store = self.clone();
+        tokio::task::spawn_blocking(move || store.with_connection_blocking(f))
+            .await
+            .map_err(|e| StoreError::Database(format!("admin task failed: {e}")))?
     }
 
     /// Moves hot rows to Parquet and merges days; deletes superseded files once no reader can

@@ -68,6 +68,15 @@ const MIGRATIONS: &[&str] = &[
         day DATE PRIMARY KEY,
         rolled_at TIMESTAMP NOT NULL DEFAULT current_timestamp
     );",
+    // 3: API keys, stored as SHA-256 digests (see auth/keys.rs); `created_at` is UTC.
+    "CREATE TABLE api_keys (
+        id VARCHAR PRIMARY KEY,
+        name VARCHAR NOT NULL,
+        scope VARCHAR NOT NULL CHECK (scope IN ('read', 'admin')),
+        key_hash VARCHAR NOT NULL UNIQUE,
+        last4 VARCHAR NOT NULL,
+        created_at TIMESTAMP NOT NULL
+    );",
 ];
 
 pub fn latest_version() -> i64 {

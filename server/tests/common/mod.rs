@@ -1,9 +1,13 @@
 //! Shared helpers for the server's integration tests: an app on a real DuckDB in a temp dir,
-//! driven with `oneshot`, and a fixture of events at known times.
+//! driven with `oneshot`, signed in with a session of its own, and a fixture of events at
+//! known times.
 #![allow(dead_code)]
+
+pub mod requests;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::LazyLock;
 
 use axum::Router;
 use axum::body::Body;
@@ -18,6 +22,11 @@ use tower::ServiceExt;
 
 pub const SECRET: &str = "test-secret-test-secret-test-secret-0123";
 pub const CHROME: &str = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0.0.0 Safari/537.36";
+/// The admin password every `TestApp` is configured with (as a hash, like production).
+pub const PASSWORD: &str = "correct horse battery staple";
+pub static PASSWORD_HASH: LazyLock<String> = LazyLock::new(|| {
+    mallard_metrics::commands::hash_password::hash(PASSWORD).expect("hash the test password")
+});
 pub const IPHONE: &str = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_1 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.1 Mobile/15E148 Safari/604.1";
 
 pub fn testdata(path: &str) -> PathBuf {
@@ -31,6 +40,8 @@ pub struct TestApp {
     pub dir: tempfile::TempDir,
     pub state: AppState,
     router: Router,
+    /// A session token: [`TestApp::get`] sends it, [`TestApp::send`] does not.
+    pub session: String,
 }
 
 pub struct Answer {
@@ -55,6 +66,7 @@ impl TestApp {
         let dir = tempfile::tempdir().expect("tempdir");
         let mut config = Config::for_data_dir(dir.path());
         config.secret = Some(SECRET.into());
+        config.admin_password_hash = Some(PASSWORD_HASH.clone());
         adjust(&mut config);
         let state = AppState::open(config).expect("open app state");
         Self::from_state(dir, state)
@@ -63,13 +75,26 @@ impl TestApp {
     pub fn from_state(dir: tempfile::TempDir, state: AppState) -> Self {
         let peer: SocketAddr = "127.0.0.1:40000".parse().expect("addr");
         let router = app(state.clone()).layer(MockConnectInfo(Peer::Tcp(peer)));
-        Self { dir, state, router }
+        let session = state.auth.sessions.create();
+        Self {
+            dir,
+            state,
+            router,
+            session,
+        }
+    }
+
+    /// The `Cookie` header value that carries this app's session.
+    pub fn cookie(&self) -> String {
+        format!("mallard_session={}", self.session)
     }
 
     /// The same data directory, opened again (as after a restart).
     pub async fn reopen(self) -> Self {
         self.state.store.close().await;
-        let TestApp { dir, state, router } = self;
+        let TestApp {
+            dir, state, router, ..
+        } = self;
         let config = (*state.config).clone();
         drop(router);
         drop(state);
@@ -77,6 +102,7 @@ impl TestApp {
         Self::from_state(dir, state)
     }
 
+    /// Sends `request` as it is: no credentials are added.
     pub async fn send(&self, request: Request<Body>) -> Answer {
         let response = self
             .router
@@ -111,9 +137,15 @@ impl TestApp {
         .await
     }
 
+    /// A GET signed in with this app's session.
     pub async fn get(&self, uri: &str) -> Answer {
-        self.send(Request::get(uri).body(Body::empty()).expect("request"))
-            .await
+        self.send(
+            Request::get(uri)
+                .header("cookie", self.cookie())
+                .body(Body::empty())
+                .expect("request"),
+        )
+        .await
     }
 
     pub async fn get_json(&self, uri: &str) -> serde_json::Value {
