@@ -7,6 +7,7 @@ pub mod commands;
 pub mod config;
 pub mod dashboard;
 pub mod error;
+pub mod gdpr;
 pub mod health;
 pub mod ingest;
 pub mod local_admin;
@@ -72,6 +73,7 @@ pub fn routes() -> Vec<Route> {
         dashboard::routes(),
         auth::routes(),
         stats::routes(),
+        gdpr::routes(),
     ]
     .into_iter()
     .flatten()

@@ -3,7 +3,9 @@
 
 mod common;
 
+use axum::http::Method;
 use chrono::NaiveDate;
+use common::requests::{ORIGIN, request};
 use common::{DAY, DAY_BEFORE, TestApp, fixture, load_fixture};
 
 fn day(text: &str) -> NaiveDate {
@@ -132,4 +134,55 @@ async fn erase_removes_one_sites_rows_in_hot_rows_and_parquet() {
         ))
         .await;
     assert_eq!(other["pageviews"], 7, "{other}");
+}
+
+#[tokio::test]
+async fn the_erase_endpoint_needs_an_admin_and_names_bad_fields() {
+    let app = TestApp::new();
+    load_two_sites(&app).await;
+    compact(&app);
+    let uri =
+        format!("/api/gdpr/erase?site_id=fixture.test&start_date={DAY_BEFORE}&end_date={DAY}");
+    let anonymous = app.send(request(Method::DELETE, &uri, &[], None)).await;
+    assert_eq!(anonymous.status, 401);
+    let cookie = app.cookie();
+    let signed_in = [("cookie", cookie.as_str()), ("origin", ORIGIN)];
+    for (query, field) in [
+        ("start_date=2026-11-19&end_date=2026-11-20", "site_id"),
+        ("site_id=fixture.test&end_date=2026-11-20", "start_date"),
+        (
+            "site_id=fixture.test&start_date=2026-11-19&end_date=20.11.2026",
+            "end_date",
+        ),
+        (
+            "site_id=fixture.test&start_date=2026-11-20&end_date=2026-11-19",
+            "end_date",
+        ),
+    ] {
+        let answer = app
+            .send(request(
+                Method::DELETE,
+                &format!("/api/gdpr/erase?{query}"),
+                &signed_in,
+                None,
+            ))
+            .await;
+        assert_eq!(answer.status, 400, "{query}");
+        assert_eq!(answer.json()["field"], field, "{query}");
+    }
+    let answer = app
+        .send(request(Method::DELETE, &uri, &signed_in, None))
+        .await;
+    assert_eq!(
+        answer.status,
+        200,
+        "{}",
+        String::from_utf8_lossy(&answer.body)
+    );
+    assert_eq!(answer.json()["parquet_rows"], 8);
+    let left = counts(&app).await;
+    assert!(
+        left.iter().all(|(site, _, _)| site == "other.test"),
+        "{left:?}"
+    );
 }
