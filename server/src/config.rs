@@ -1,5 +1,6 @@
 //! Server settings: one typed `Config`, layered flag > environment > TOML file > default.
 
+mod args;
 mod layers;
 mod parse;
 
@@ -7,9 +8,9 @@ use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::Args;
 use ipnet::IpNet;
 
+pub use args::ServeArgs;
 use layers::*;
 use parse::*;
 
@@ -62,6 +63,18 @@ pub struct Config {
     pub max_login_attempts: u32,
     /// How long a locked-out address is refused.
     pub login_lockout: Duration,
+    /// Bearer token of `GET /metrics`; `None`: the endpoint answers 404.
+    pub metrics_token: Option<String>,
+    /// Events per second per site id; 0 = unlimited.
+    pub rate_limit: u32,
+    /// How long a stats answer is reused; zero disables the cache.
+    pub cache_ttl: Duration,
+    /// Stats queries running at once.
+    pub max_concurrent_queries: u32,
+    /// Days of events kept; 0 = keep everything.
+    pub retention_days: u32,
+    /// How long shutdown may take to finish requests and commit buffered events.
+    pub shutdown_timeout: Duration,
 }
 
 impl Config {
@@ -81,6 +94,12 @@ impl Config {
             session_ttl: Duration::from_secs(86_400),
             max_login_attempts: 5,
             login_lockout: Duration::from_secs(300),
+            metrics_token: None,
+            rate_limit: 0,
+            cache_ttl: Duration::from_secs(60),
+            max_concurrent_queries: 10,
+            retention_days: 0,
+            shutdown_timeout: Duration::from_secs(10),
         }
     }
 }
@@ -90,75 +109,6 @@ fn default_trusted_proxies() -> Vec<IpNet> {
         .iter()
         .filter_map(|net| net.parse().ok())
         .collect()
-}
-
-/// Options of `mallard-metrics serve`. Every one can also come from the environment variable
-/// named in its help, or from the TOML file given with `--config` (key = option name with `_`).
-#[derive(Debug, Default, Clone, Args)]
-pub struct ServeArgs {
-    /// TOML file with settings (keys: the option names below with `_`, e.g. data_dir,
-    /// admin_password_hash, session_ttl). Flags and environment win.
-    #[arg(long, value_name = "FILE", env = "MALLARD_CONFIG")]
-    pub config: Option<PathBuf>,
-    /// Address to bind [env: MALLARD_HOST] [default: 127.0.0.1]. Use 0.0.0.0 to accept
-    /// remote clients directly; production listens on a Unix socket behind Caddy instead.
-    #[arg(long, value_name = "ADDR")]
-    pub host: Option<String>,
-    /// TCP port [env: MALLARD_PORT] [default: 8000].
-    #[arg(long, value_name = "PORT")]
-    pub port: Option<String>,
-    /// Listen on `unix:/path.sock` or `HOST:PORT` instead of --host/--port [env: MALLARD_LISTEN].
-    #[arg(long, value_name = "ADDR")]
-    pub listen: Option<String>,
-    /// Directory holding mallard.duckdb and the Parquet files [env: MALLARD_DATA_DIR]
-    /// [default: ./data].
-    #[arg(long, value_name = "DIR")]
-    pub data_dir: Option<String>,
-    /// Secret (≥ 32 bytes) the daily visitor-hash salt derives from [env: MALLARD_SECRET].
-    /// Unset: one is generated once and kept in DATA_DIR/.secret (mode 0600).
-    #[arg(long, value_name = "SECRET", hide_env_values = true)]
-    pub secret: Option<String>,
-    /// MaxMind GeoLite2/GeoIP2 City or Country database for country, region and city
-    /// [env: MALLARD_GEOIP_DB]. Unset: no location is recorded.
-    #[arg(long, value_name = "FILE")]
-    pub geoip_db: Option<String>,
-    /// Drop events from known bots and crawlers (answered 202, not stored)
-    /// [env: MALLARD_FILTER_BOTS] [default: true].
-    #[arg(long, value_name = "BOOL")]
-    pub filter_bots: Option<String>,
-    /// Log format: `text` or `json` [env: MALLARD_LOG_FORMAT] [default: text].
-    #[arg(long, value_name = "FORMAT")]
-    pub log_format: Option<String>,
-    /// Comma-separated CIDRs whose X-Forwarded-For / X-Real-IP are trusted; a Unix-socket peer
-    /// is always trusted [env: MALLARD_TRUSTED_PROXIES] [default: 127.0.0.0/8,::1/128].
-    #[arg(long, value_name = "CIDRS")]
-    pub trusted_proxies: Option<String>,
-    /// Seconds between moves of recent events into Parquet files
-    /// [env: MALLARD_COMPACT_INTERVAL] [default: 300].
-    #[arg(long, value_name = "SECONDS")]
-    pub compact_interval: Option<String>,
-    /// Admin password (≥ 12 characters), hashed at start-up and never stored
-    /// [env: MALLARD_ADMIN_PASSWORD]. Prefer the environment (a flag shows in `ps`) or the hash.
-    #[arg(long, value_name = "PASSWORD", hide_env_values = true)]
-    pub admin_password: Option<String>,
-    /// Argon2id PHC string of the admin password, from `mallard-metrics hash-password`
-    /// [env: MALLARD_ADMIN_PASSWORD_HASH]. Neither set: the first visitor of / chooses one.
-    #[arg(long, value_name = "PHC", hide_env_values = true)]
-    pub admin_password_hash: Option<String>,
-    /// Send the session cookie over HTTPS only; set it behind a TLS proxy
-    /// [env: MALLARD_SECURE_COOKIES] [default: false].
-    #[arg(long, value_name = "BOOL")]
-    pub secure_cookies: Option<String>,
-    /// Seconds a login session lasts [env: MALLARD_SESSION_TTL] [default: 86400].
-    #[arg(long, value_name = "SECONDS")]
-    pub session_ttl: Option<String>,
-    /// Failed logins from one address before it is locked out
-    /// [env: MALLARD_MAX_LOGIN_ATTEMPTS] [default: 5].
-    #[arg(long, value_name = "N")]
-    pub max_login_attempts: Option<String>,
-    /// Seconds a locked-out address must wait [env: MALLARD_LOGIN_LOCKOUT] [default: 300].
-    #[arg(long, value_name = "SECONDS")]
-    pub login_lockout: Option<String>,
 }
 
 /// A setting that could not be used; the message names the setting and the problem.
@@ -238,6 +188,28 @@ impl ServeArgs {
         let login_lockout = layers
             .parse(&self.login_lockout, &LOGIN_LOCKOUT, parse_period)?
             .unwrap_or(defaults.login_lockout);
+        let metrics_token = layers.parse_exact(&self.metrics_token, &METRICS_TOKEN, parse_token)?;
+        let rate_limit = layers
+            .parse(&self.rate_limit, &RATE_LIMIT, |v| parse_in(v, 0, 1_000_000))?
+            .map_or(defaults.rate_limit, |n| n as u32);
+        let cache_ttl = layers
+            .parse(&self.cache_ttl, &CACHE_TTL, |v| parse_in(v, 0, 86_400))?
+            .map_or(defaults.cache_ttl, Duration::from_secs);
+        let max_concurrent_queries = layers
+            .parse(&self.max_concurrent_queries, &MAX_CONCURRENT_QUERIES, |v| {
+                parse_in(v, 1, 1_000)
+            })?
+            .map_or(defaults.max_concurrent_queries, |n| n as u32);
+        let retention_days = layers
+            .parse(&self.retention_days, &RETENTION_DAYS, |v| {
+                parse_in(v, 0, 36_500)
+            })?
+            .map_or(defaults.retention_days, |n| n as u32);
+        let shutdown_timeout = layers
+            .parse(&self.shutdown_timeout, &SHUTDOWN_TIMEOUT, |v| {
+                parse_in(v, 1, 3_600)
+            })?
+            .map_or(defaults.shutdown_timeout, Duration::from_secs);
 
         Ok(Config {
             listen,
@@ -253,6 +225,12 @@ impl ServeArgs {
             session_ttl,
             max_login_attempts,
             login_lockout,
+            metrics_token,
+            rate_limit,
+            cache_ttl,
+            max_concurrent_queries,
+            retention_days,
+            shutdown_timeout,
         })
     }
 

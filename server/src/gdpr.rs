@@ -55,6 +55,8 @@ async fn delete_erase(
             .await
             .map_err(|e| ApiError::internal(format!("erase task failed: {e}")))?
             .map_err(|e| ApiError::internal(format!("erase failed: {e}")))?;
+    // Cached answers may still count the erased events.
+    state.cache.invalidate_all();
     tracing::info!(
         site = %site,
         start = %first,

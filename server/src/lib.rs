@@ -3,6 +3,7 @@
 
 pub mod audit;
 pub mod auth;
+pub mod cache;
 pub mod commands;
 pub mod config;
 pub mod dashboard;
@@ -10,7 +11,9 @@ pub mod error;
 pub mod gdpr;
 pub mod health;
 pub mod ingest;
+pub mod limits;
 pub mod local_admin;
+pub mod metrics;
 pub mod secret;
 pub mod server;
 pub mod stats;
@@ -23,8 +26,11 @@ use axum::Router;
 use axum::middleware;
 
 use auth::{Access, Auth, Route};
+use cache::QueryCache;
 use config::Config;
 use ingest::enrich::Enricher;
+use limits::Limits;
+use metrics::Metrics;
 use store::Store;
 
 /// What every handler may use. Cheap to clone.
@@ -34,6 +40,10 @@ pub struct AppState {
     pub store: Store,
     pub enricher: Arc<Enricher>,
     pub auth: Arc<Auth>,
+    /// Stats answers; clear it (`invalidate_all`) whenever events are removed.
+    pub cache: Arc<QueryCache>,
+    pub limits: Arc<Limits>,
+    pub metrics: Arc<Metrics>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -54,12 +64,18 @@ impl AppState {
         let store = Store::open(&config.data_dir)?;
         let secret = secret::load_or_create(config.secret.as_deref(), store.data_dir())?;
         let enricher = Enricher::new(&secret, config.geoip_db.as_deref(), config.filter_bots)?;
-        let auth = Auth::open(&config, &store)?;
+        let auth = Arc::new(Auth::open(&config, &store)?);
+        let cache = QueryCache::new(config.cache_ttl);
+        let limits = Limits::new(&config);
+        let metrics = Metrics::new(&store, auth.clone(), &cache, &limits);
         Ok(Self {
             config: Arc::new(config),
             store,
             enricher: Arc::new(enricher),
-            auth: Arc::new(auth),
+            auth,
+            cache: Arc::new(cache),
+            limits: Arc::new(limits),
+            metrics: Arc::new(metrics),
         })
     }
 }
@@ -70,6 +86,7 @@ pub fn routes() -> Vec<Route> {
         ingest::routes(),
         tracker::routes(),
         health::routes(),
+        metrics::routes(),
         dashboard::routes(),
         auth::routes(),
         stats::routes(),
@@ -81,7 +98,8 @@ pub fn routes() -> Vec<Route> {
 }
 
 /// The whole HTTP surface, built from [`routes`]: each non-public route behind the auth guard
-/// (its wrong-method answers too, so nothing there is told to a client without credentials).
+/// (its wrong-method answers too, so nothing there is told to a client without credentials);
+/// every request, matched or not, through [`metrics::observe`] (request id, histogram, log).
 pub fn app(state: AppState) -> Router {
     let mut router = Router::new();
     for route in routes() {
@@ -99,6 +117,9 @@ pub fn app(state: AppState) -> Router {
     router
         .fallback(auth::fallback)
         .layer(middleware::from_fn(auth::headers::security_headers))
-        .layer(tower_http::trace::TraceLayer::new_for_http())
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            metrics::observe,
+        ))
         .with_state(state)
 }

@@ -131,7 +131,7 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    runtime.block_on(async {
+    let code = runtime.block_on(async {
         let state = match AppState::open(config) {
             Ok(state) => state,
             Err(err) => {
@@ -146,5 +146,9 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         }
-    })
+    });
+    // Whatever still runs on a blocking thread (a compaction, a query) is crash-safe and is not
+    // waited for: shutdown already took what `MALLARD_SHUTDOWN_TIMEOUT` allows.
+    runtime.shutdown_timeout(std::time::Duration::from_millis(200));
+    code
 }

@@ -96,6 +96,9 @@ async fn the_public_routes_are_exactly_these() {
     let expected: BTreeSet<(String, String)> = [
         ("GET", "/health"),
         ("GET", "/health/ready"),
+        // Its own bearer token (MALLARD_METRICS_TOKEN), not a session or an API key:
+        // `the_metrics_endpoint_needs_its_own_token` below.
+        ("GET", "/metrics"),
         ("GET", "/mallard.js"),
         ("GET", "/js/script.js"),
         ("GET", "/api/event"),
@@ -269,4 +272,54 @@ async fn a_corrupt_password_file_stops_start_up() {
         "{message}"
     );
     assert!(!message.contains("hunter2"), "{message}");
+}
+
+#[tokio::test]
+async fn the_metrics_endpoint_needs_its_own_token() {
+    let unset = TestApp::new();
+    let cookie = unset.cookie();
+    for headers in [vec![], vec![("cookie", cookie.as_str())]] {
+        let answer = unset
+            .send(request(Method::GET, "/metrics", &headers, None))
+            .await;
+        assert_eq!(answer.status, 404, "no token configured: no endpoint");
+    }
+
+    let token = "metrics-token-0123456789";
+    let app = TestApp::with(|config| config.metrics_token = Some(token.into()));
+    let cookie = app.cookie();
+    let created = app
+        .send(request(
+            Method::POST,
+            "/api/keys",
+            &[("cookie", &cookie), ("origin", common::requests::ORIGIN)],
+            Some(json!({"name": "admin", "scope": "admin"})),
+        ))
+        .await;
+    let key = format!("Bearer {}", created.json()["key"].as_str().expect("key"));
+    let refused: [&[(&str, &str)]; 5] = [
+        &[],
+        &[("cookie", &cookie)],
+        &[("authorization", &key)],
+        &[("authorization", "Bearer metrics-token-012345678")],
+        &[("x-forwarded-for", "127.0.0.1")],
+    ];
+    for headers in refused {
+        let answer = app
+            .send(request(Method::GET, "/metrics", headers, None))
+            .await;
+        assert_eq!(answer.status, 401, "{headers:?}");
+        assert_eq!(answer.headers["www-authenticate"], "Bearer");
+    }
+    let bearer = format!("Bearer {token}");
+    let answer = app
+        .send(request(
+            Method::GET,
+            "/metrics",
+            &[("authorization", &bearer)],
+            None,
+        ))
+        .await;
+    assert_eq!(answer.status, 200);
+    assert!(String::from_utf8_lossy(&answer.body).contains("mallard_events_ingested_total"));
 }

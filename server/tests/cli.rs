@@ -31,6 +31,12 @@ fn help_names_every_environment_variable() {
         "MALLARD_SESSION_TTL",
         "MALLARD_MAX_LOGIN_ATTEMPTS",
         "MALLARD_LOGIN_LOCKOUT",
+        "MALLARD_METRICS_TOKEN",
+        "MALLARD_RATE_LIMIT",
+        "MALLARD_CACHE_TTL",
+        "MALLARD_MAX_CONCURRENT_QUERIES",
+        "MALLARD_RETENTION_DAYS",
+        "MALLARD_SHUTDOWN_TIMEOUT",
     ] {
         assert!(
             help.contains(variable),
@@ -42,7 +48,7 @@ fn help_names_every_environment_variable() {
 #[test]
 fn bad_settings_exit_2_naming_the_setting() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let cases: [(&str, &str, &str); 6] = [
+    let cases: [(&str, &str, &str); 8] = [
         ("MALLARD_PORT", "http", "MALLARD_PORT"),
         ("MALLARD_LOG_FORMAT", "yaml", "MALLARD_LOG_FORMAT"),
         ("MALLARD_SECRET", "too-short", "MALLARD_SECRET"),
@@ -57,6 +63,12 @@ fn bad_settings_exit_2_naming_the_setting() {
             "too-short",
             "MALLARD_ADMIN_PASSWORD",
         ),
+        (
+            "MALLARD_METRICS_TOKEN",
+            "too-short",
+            "MALLARD_METRICS_TOKEN",
+        ),
+        ("MALLARD_CACHE_TTL", "a minute", "MALLARD_CACHE_TTL"),
     ];
     for (variable, value, expected) in cases {
         let output = mallard()
@@ -70,7 +82,9 @@ fn bad_settings_exit_2_naming_the_setting() {
         assert!(stderr.contains(expected), "{variable}={value}: {stderr}");
         assert!(
             !stderr.contains(value)
-                || !variable.contains("SECRET") && !variable.contains("PASSWORD"),
+                || !["SECRET", "PASSWORD", "TOKEN"]
+                    .iter()
+                    .any(|kind| variable.contains(kind)),
             "secret echoed: {stderr}"
         );
     }

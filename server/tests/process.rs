@@ -40,6 +40,8 @@ impl Server {
             .env("MALLARD_SECRET", "process-test-secret-0123456789abcdef")
             .env("MALLARD_ADMIN_PASSWORD", PASSWORD)
             .env("MALLARD_LOG", "warn")
+            // These tests poll the same stats while events arrive: answers must be fresh.
+            .env("MALLARD_CACHE_TTL", "0")
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())
             .spawn()

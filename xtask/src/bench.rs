@@ -141,6 +141,8 @@ impl Server {
             .env("MALLARD_SECRET", "benchmark-secret-benchmark-secret-0123")
             .env("MALLARD_LOG", "warn")
             .env("MALLARD_ADMIN_PASSWORD", PASSWORD)
+            // Measure queries, not cache hits.
+            .env("MALLARD_CACHE_TTL", "0")
             .stdout(Stdio::null())
             .spawn()
             .with_context(|| format!("starting {}", binary.display()))?;

@@ -55,7 +55,26 @@ pub(super) const MAX_LOGIN_ATTEMPTS: Key = key(
 );
 pub(super) const LOGIN_LOCKOUT: Key =
     key("--login-lockout", "MALLARD_LOGIN_LOCKOUT", "login_lockout");
-const FILE_KEYS: [&Key; 16] = [
+pub(super) const METRICS_TOKEN: Key =
+    key("--metrics-token", "MALLARD_METRICS_TOKEN", "metrics_token");
+pub(super) const RATE_LIMIT: Key = key("--rate-limit", "MALLARD_RATE_LIMIT", "rate_limit");
+pub(super) const CACHE_TTL: Key = key("--cache-ttl", "MALLARD_CACHE_TTL", "cache_ttl");
+pub(super) const MAX_CONCURRENT_QUERIES: Key = key(
+    "--max-concurrent-queries",
+    "MALLARD_MAX_CONCURRENT_QUERIES",
+    "max_concurrent_queries",
+);
+pub(super) const RETENTION_DAYS: Key = key(
+    "--retention-days",
+    "MALLARD_RETENTION_DAYS",
+    "retention_days",
+);
+pub(super) const SHUTDOWN_TIMEOUT: Key = key(
+    "--shutdown-timeout",
+    "MALLARD_SHUTDOWN_TIMEOUT",
+    "shutdown_timeout",
+);
+const FILE_KEYS: [&Key; 22] = [
     &HOST,
     &PORT,
     &LISTEN,
@@ -72,6 +91,12 @@ const FILE_KEYS: [&Key; 16] = [
     &SESSION_TTL,
     &MAX_LOGIN_ATTEMPTS,
     &LOGIN_LOCKOUT,
+    &METRICS_TOKEN,
+    &RATE_LIMIT,
+    &CACHE_TTL,
+    &MAX_CONCURRENT_QUERIES,
+    &RETENTION_DAYS,
+    &SHUTDOWN_TIMEOUT,
 ];
 
 /// The value a setting got, and the name to blame if it is bad.

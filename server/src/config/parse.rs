@@ -99,6 +99,31 @@ pub(super) fn parse_count(value: &str) -> Result<u32, String> {
     }
 }
 
+/// A whole number from `min` to `max`.
+pub(super) fn parse_in(value: &str, min: u64, max: u64) -> Result<u64, String> {
+    match value.parse::<u64>() {
+        Ok(n) if (min..=max).contains(&n) => Ok(n),
+        _ => Err(format!(
+            "{value:?} is not a whole number from {min} to {max}"
+        )),
+    }
+}
+
+/// A bearer token: 16 to 1024 visible ASCII characters (it travels in an HTTP header). Never
+/// echoed.
+pub(super) fn parse_token(value: &str) -> Result<String, String> {
+    if !value.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err("the token may hold only visible ASCII characters (no spaces)".into());
+    }
+    if !(16..=1024).contains(&value.len()) {
+        return Err(format!(
+            "the token is {} characters long; it must have 16 to 1024 (generate one with `openssl rand -hex 32`)",
+            value.len()
+        ));
+    }
+    Ok(value.to_string())
+}
+
 /// An Argon2id PHC string, checked but never echoed.
 pub(super) fn parse_password_hash(value: &str) -> Result<String, String> {
     password::check_phc(value).map_err(|reason| {

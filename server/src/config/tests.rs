@@ -248,3 +248,59 @@ fn an_admin_password_hash_must_be_argon2id() {
     .expect_err("both");
     assert!(err.to_string().contains("not both"), "{err}");
 }
+
+#[test]
+fn operations_settings_default_layer_and_name_themselves() {
+    let config = resolve(ServeArgs::default(), &[]).expect("defaults");
+    assert_eq!(config.metrics_token, None);
+    assert_eq!(config.rate_limit, 0, "unlimited");
+    assert_eq!(config.cache_ttl, Duration::from_secs(60));
+    assert_eq!(config.max_concurrent_queries, 10);
+    assert_eq!(config.retention_days, 0, "keep everything");
+    assert_eq!(config.shutdown_timeout, Duration::from_secs(10));
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("mallard.toml");
+    let toml = "rate_limit = 50\ncache_ttl = 0\nretention_days = 365\nshutdown_timeout = 3\n\
+                max_concurrent_queries = 4\nmetrics_token = \"0123456789abcdef-file\"\n";
+    std::fs::write(&file, toml).expect("write");
+    let args = ServeArgs {
+        config: Some(file),
+        rate_limit: Some("7".into()),
+        ..Default::default()
+    };
+    let config = resolve(args, &[("MALLARD_CACHE_TTL", "5")]).expect("valid");
+    assert_eq!(config.rate_limit, 7, "the flag beats the file");
+    assert_eq!(
+        config.cache_ttl,
+        Duration::from_secs(5),
+        "env beats the file"
+    );
+    assert_eq!(config.retention_days, 365);
+    assert_eq!(config.shutdown_timeout, Duration::from_secs(3));
+    assert_eq!(config.max_concurrent_queries, 4);
+    assert_eq!(
+        config.metrics_token.as_deref(),
+        Some("0123456789abcdef-file")
+    );
+
+    for (variable, value) in [
+        ("MALLARD_RATE_LIMIT", "-1"),
+        ("MALLARD_CACHE_TTL", "forever"),
+        ("MALLARD_MAX_CONCURRENT_QUERIES", "0"),
+        ("MALLARD_RETENTION_DAYS", "1e3"),
+        ("MALLARD_SHUTDOWN_TIMEOUT", "0"),
+        ("MALLARD_METRICS_TOKEN", "short-token"),
+        ("MALLARD_METRICS_TOKEN", "has a space in it, sixteen+"),
+    ] {
+        let err = resolve(ServeArgs::default(), &[(variable, value)]).expect_err(variable);
+        let message = err.to_string();
+        assert!(message.contains(variable), "{message}");
+        if variable == "MALLARD_METRICS_TOKEN" {
+            assert!(
+                !message.contains(value),
+                "a token is never echoed: {message}"
+            );
+        }
+    }
+}

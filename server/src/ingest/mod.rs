@@ -1,6 +1,7 @@
 //! `POST /api/event` and its pixel variant `GET /api/event`: validate, enrich, store, then answer.
 //!
 //! Invariant: a 202 (or the pixel's 200) is sent only after the store committed the event.
+//! A site over `MALLARD_RATE_LIMIT` gets 429 before any work is done for its event.
 
 pub mod client_ip;
 pub mod enrich;
@@ -91,6 +92,7 @@ async fn ingest(
     peer: Option<Peer>,
     headers: &HeaderMap,
 ) -> Result<(), ApiError> {
+    state.limits.admit_event(&payload.sites)?;
     let user_agent = headers
         .get(header::USER_AGENT)
         .and_then(|v| v.to_str().ok())

@@ -2,6 +2,9 @@
 //!
 //! Invariant: answers are computed inside one store snapshot, so a compaction running at the
 //! same time can neither hide nor double-count events.
+//!
+//! Every answer goes through [`cached`]: from the query cache (at most `MALLARD_CACHE_TTL`
+//! old), else computed in one of `MALLARD_MAX_CONCURRENT_QUERIES` query slots.
 
 mod export;
 pub mod filters;
@@ -9,12 +12,17 @@ pub mod params;
 pub mod queries;
 
 use std::collections::HashMap;
+use std::future::Future;
 
 use axum::Json;
+use axum::body::Body;
 use axum::extract::{Path, Query, State};
+use axum::http::{StatusCode, Uri, header};
+use axum::response::{IntoResponse, Response};
 
 use crate::AppState;
 use crate::auth::{Access, Route};
+use crate::cache::{Cached, QueryCache};
 use crate::error::ApiError;
 use crate::store::StoreError;
 use params::StatsQuery;
@@ -31,8 +39,51 @@ pub fn routes() -> Vec<Route> {
             Access::Read,
             get_breakdown,
         ),
-        Route::get("/api/stats/export", Access::Read, export::get_export),
+        Route::get("/api/stats/export", Access::Read, get_export),
     ]
+}
+
+/// The cached answer to the request `uri`, or `compute`'s, cached when it is a `200`. The
+/// computation runs in a query slot (see [`crate::limits`]) as a task of its own, so it keeps
+/// the slot, and still fills the cache, when its client goes away.
+async fn cached<F>(state: &AppState, uri: &Uri, compute: F) -> Result<Response, ApiError>
+where
+    F: Future<Output = Result<Response, ApiError>> + Send + 'static,
+{
+    let key = QueryCache::key(uri);
+    if let Some(hit) = state.cache.get(&key) {
+        let mut response = (StatusCode::OK, hit.body).into_response();
+        if let Some(content_type) = hit.content_type {
+            response
+                .headers_mut()
+                .insert(header::CONTENT_TYPE, content_type);
+        }
+        return Ok(response);
+    }
+    let slot = state.limits.query_slot().await?;
+    let cache = state.cache.clone();
+    tokio::spawn(async move {
+        let _slot = slot;
+        let response = compute.await?;
+        if response.status() != StatusCode::OK || !cache.is_enabled() {
+            return Ok(response);
+        }
+        let (parts, body) = response.into_parts();
+        let body = axum::body::to_bytes(body, usize::MAX)
+            .await
+            .map_err(|e| ApiError::internal(format!("reading the answer failed: {e}")))?;
+        let content_type = parts.headers.get(header::CONTENT_TYPE).cloned();
+        cache.insert(
+            key,
+            Cached {
+                content_type,
+                body: body.clone(),
+            },
+        );
+        Ok(Response::from_parts(parts, Body::from(body)))
+    })
+    .await
+    .map_err(|e| ApiError::internal(format!("query task failed: {e}")))?
 }
 
 fn store_error(err: StoreError) -> ApiError {
@@ -59,8 +110,13 @@ async fn stats_query(
 
 async fn get_main(
     State(state): State<AppState>,
+    uri: Uri,
     Query(params): Query<HashMap<String, String>>,
-) -> Result<Json<serde_json::Value>, ApiError> {
+) -> Result<Response, ApiError> {
+    cached(&state.clone(), &uri, main(state, params)).await
+}
+
+async fn main(state: AppState, params: HashMap<String, String>) -> Result<Response, ApiError> {
     let query = stats_query(&state, &params).await?;
     let range = query.range;
     let previous = query.compare.then(|| range.previous());
@@ -86,13 +142,21 @@ async fn get_main(
         }
         object.insert("previous_period".into(), block);
     }
-    Ok(Json(body))
+    Ok(Json(body).into_response())
 }
 
 async fn get_timeseries(
     State(state): State<AppState>,
+    uri: Uri,
     Query(params): Query<HashMap<String, String>>,
-) -> Result<Json<Vec<Bucket>>, ApiError> {
+) -> Result<Response, ApiError> {
+    cached(&state.clone(), &uri, timeseries(state, params)).await
+}
+
+async fn timeseries(
+    state: AppState,
+    params: HashMap<String, String>,
+) -> Result<Response, ApiError> {
     let query = stats_query(&state, &params).await?;
     let interval = params::parse_interval(&params, &query)?;
     let days = (query.range.first, query.range.last);
@@ -103,14 +167,23 @@ async fn get_timeseries(
         })
         .await
         .map_err(store_error)?;
-    Ok(Json(buckets))
+    Ok(Json::<Vec<Bucket>>(buckets).into_response())
 }
 
 async fn get_breakdown(
     State(state): State<AppState>,
+    uri: Uri,
     Path(dimension): Path<String>,
     Query(params): Query<HashMap<String, String>>,
-) -> Result<Json<Vec<serde_json::Value>>, ApiError> {
+) -> Result<Response, ApiError> {
+    cached(&state.clone(), &uri, breakdown(state, dimension, params)).await
+}
+
+async fn breakdown(
+    state: AppState,
+    dimension: String,
+    params: HashMap<String, String>,
+) -> Result<Response, ApiError> {
     let by = BREAKDOWNS
         .iter()
         .find(|(name, _)| *name == dimension)
@@ -135,5 +208,14 @@ async fn get_breakdown(
         })
         .await
         .map_err(store_error)?;
-    Ok(Json(rows))
+    Ok(Json::<Vec<serde_json::Value>>(rows).into_response())
+}
+
+async fn get_export(
+    State(state): State<AppState>,
+    uri: Uri,
+    Query(params): Query<HashMap<String, String>>,
+) -> Result<Response, ApiError> {
+    let compute = export::get_export(State(state.clone()), Query(params));
+    cached(&state, &uri, compute).await
 }

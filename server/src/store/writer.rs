@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 
 use duckdb::{Connection, appender_params_from_iter};
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use tokio::sync::{mpsc, oneshot};
 
 use super::StoreError;
@@ -22,7 +23,6 @@ pub struct Submission {
 }
 
 /// Counters the writer keeps; read by health and metrics endpoints.
-#[derive(Default)]
 pub struct WriterStats {
     pub buffered_events: AtomicI64,
     pub committed_events: AtomicU64,
@@ -30,6 +30,26 @@ pub struct WriterStats {
     pub flush_failures: AtomicU64,
     /// Set while commits fail, so new events are refused instead of queued.
     pub failing: AtomicBool,
+    /// Events per group commit (committed or not).
+    pub batch_sizes: Histogram,
+    /// Seconds each group commit took, from `BEGIN` to `COMMIT` (or the failure).
+    pub commit_seconds: Histogram,
+}
+
+impl Default for WriterStats {
+    fn default() -> Self {
+        Self {
+            buffered_events: AtomicI64::new(0),
+            committed_events: AtomicU64::new(0),
+            committed_batches: AtomicU64::new(0),
+            flush_failures: AtomicU64::new(0),
+            failing: AtomicBool::new(false),
+            // 1, 2, 4, … 8192: MAX_BATCH_EVENTS lands in the last bucket but one.
+            batch_sizes: Histogram::new(exponential_buckets(1.0, 2.0, 14)),
+            // 0.5 ms … ~4 s.
+            commit_seconds: Histogram::new(exponential_buckets(0.0005, 2.0, 14)),
+        }
+    }
 }
 
 pub fn spawn(
@@ -89,7 +109,12 @@ impl Writer {
 
     fn commit(&mut self, batch: Vec<Submission>, count: usize) {
         let first_id = self.next_id;
+        let started = std::time::Instant::now();
         let result = self.write(&batch);
+        self.stats
+            .commit_seconds
+            .observe(started.elapsed().as_secs_f64());
+        self.stats.batch_sizes.observe(count as f64);
         let ack = match result {
             Ok(()) => {
                 self.sessionizer.commit();

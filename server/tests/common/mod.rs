@@ -3,6 +3,7 @@
 //! known times.
 #![allow(dead_code)]
 
+pub mod process;
 pub mod requests;
 
 use std::net::SocketAddr;
