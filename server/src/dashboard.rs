@@ -29,14 +29,41 @@ fn asset(content_type: &'static str, body: &'static str) -> impl IntoResponse {
     )
 }
 
+/// The dashboard page
+///
+/// First-run setup, login and logout for now. Static HTML under a strict CSP.
+#[utoipa::path(
+    get,
+    path = "/",
+    tag = "dashboard",
+    responses((status = 200, description = "The page", body = String, content_type = "text/html")),
+)]
 async fn get_index() -> impl IntoResponse {
     asset("text/html; charset=utf-8", INDEX)
 }
 
+/// The dashboard's script
+#[utoipa::path(
+    get,
+    path = "/dashboard/app.js",
+    operation_id = "get_dashboard_script",
+    tag = "dashboard",
+    responses((status = 200, description = "The script", body = String,
+        content_type = "text/javascript")),
+)]
 async fn get_script() -> impl IntoResponse {
     asset("text/javascript; charset=utf-8", SCRIPT)
 }
 
+/// The dashboard's style sheet
+#[utoipa::path(
+    get,
+    path = "/dashboard/style.css",
+    operation_id = "get_dashboard_style",
+    tag = "dashboard",
+    responses((status = 200, description = "The style sheet", body = String,
+        content_type = "text/css")),
+)]
 async fn get_style() -> impl IntoResponse {
     asset("text/css; charset=utf-8", STYLE)
 }

@@ -9,7 +9,7 @@ use chrono::NaiveDate;
 
 use crate::AppState;
 use crate::auth::{Access, Route};
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorBody};
 use crate::store::lifecycle::EraseReport;
 
 pub fn routes() -> Vec<Route> {
@@ -32,6 +32,41 @@ fn date(params: &HashMap<String, String>, field: &str) -> Result<NaiveDate, ApiE
     })
 }
 
+/// The parameters of `DELETE /api/gdpr/erase`, as the OpenAPI document describes them.
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)]
+pub struct EraseParams {
+    /// The site whose events to remove (at most 256 bytes).
+    #[param(max_length = 256)]
+    site_id: String,
+    /// The first UTC day to erase (YYYY-MM-DD, inclusive).
+    #[param(format = Date)]
+    start_date: String,
+    /// The last UTC day to erase (YYYY-MM-DD, inclusive).
+    #[param(format = Date)]
+    end_date: String,
+}
+
+/// Erase a site's events
+///
+/// Removes every event of `site_id` between the two days everywhere it is stored: hot rows,
+/// Parquet files (rewritten without them), daily rollups; the query cache is emptied.
+#[utoipa::path(
+    delete,
+    path = "/api/gdpr/erase",
+    tag = "data",
+    security(("session" = []), ("bearer" = [])),
+    params(EraseParams),
+    responses(
+        (status = 200, description = "What was removed", body = EraseReport),
+        (status = 400, description = "A missing or malformed parameter, or `end_date` before \
+            `start_date`; `field` names it", body = ErrorBody),
+        (status = 401, description = "No valid session or API key", body = ErrorBody),
+        (status = 403, description = "A `read` key, or a session without this server's \
+            `Origin`", body = ErrorBody),
+    ),
+)]
 async fn delete_erase(
     State(state): State<AppState>,
     Query(params): Query<HashMap<String, String>>,

@@ -14,6 +14,7 @@ pub mod ingest;
 pub mod limits;
 pub mod local_admin;
 pub mod metrics;
+pub mod openapi;
 pub mod secret;
 pub mod server;
 pub mod stats;
@@ -91,6 +92,7 @@ pub fn routes() -> Vec<Route> {
         auth::routes(),
         stats::routes(),
         gdpr::routes(),
+        openapi::routes(),
     ]
     .into_iter()
     .flatten()

@@ -27,7 +27,7 @@ use tracing::Instrument;
 use crate::AppState;
 use crate::auth::{Access, Auth, Route};
 use crate::cache::QueryCache;
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorBody};
 use crate::limits::Limits;
 use crate::store::Store;
 
@@ -183,7 +183,24 @@ pub fn routes() -> Vec<Route> {
     vec![Route::get("/metrics", Access::Public, get_metrics)]
 }
 
-/// `404` without a configured token (the endpoint does not exist), `401` without the right one.
+/// Prometheus metrics
+///
+/// The OpenMetrics text format. Opened only by `MALLARD_METRICS_TOKEN` (compared in constant
+/// time), never by a session or an API key; without a configured token the endpoint does not
+/// exist (`404`).
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    tag = "monitoring",
+    security(("metrics_token" = [])),
+    responses(
+        (status = 200, description = "The metrics", body = String,
+            content_type = "application/openmetrics-text"),
+        (status = 401, description = "Not exactly the metrics token", body = ErrorBody,
+            headers(("WWW-Authenticate" = String, description = "`Bearer`"))),
+        (status = 404, description = "No `MALLARD_METRICS_TOKEN` is set", body = ErrorBody),
+    ),
+)]
 async fn get_metrics(State(state): State<AppState>, headers: HeaderMap) -> Response {
     let Some(token) = state.config.metrics_token.as_deref() else {
         return ApiError::new(StatusCode::NOT_FOUND, "no such page or endpoint").into_response();

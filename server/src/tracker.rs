@@ -14,7 +14,7 @@ pub const SCRIPT: &str = include_str!("../tracker/dist/mallard.min.js");
 pub fn routes() -> Vec<Route> {
     vec![
         Route::get("/mallard.js", Access::Public, get_script),
-        Route::get("/js/script.js", Access::Public, get_script),
+        Route::get("/js/script.js", Access::Public, get_plausible_script),
     ]
 }
 
@@ -45,8 +45,51 @@ fn accepts_gzip(headers: &HeaderMap) -> bool {
         })
 }
 
+/// The tracking script
+///
+/// Minified, at most 1,024 bytes gzipped; gzip-encoded when the client accepts it. One-day
+/// cache, with an ETag per encoding.
+#[utoipa::path(
+    get,
+    path = "/mallard.js",
+    tag = "tracker",
+    params(
+        ("If-None-Match" = Option<String>, Header, description = "The ETag of a cached copy"),
+    ),
+    responses(
+        (status = 200, description = "The script", body = String,
+            content_type = "application/javascript",
+            headers(("ETag" = String), ("Cache-Control" = String))),
+        (status = 304, description = "The cached copy is current"),
+    ),
+)]
 async fn get_script(headers: HeaderMap) -> Response {
-    let gzipped: Option<&'static [u8]> = GZIPPED.as_deref().filter(|_| accepts_gzip(&headers));
+    script(&headers)
+}
+
+/// The tracking script, at Plausible's path
+///
+/// The same script as `/mallard.js`, for pages that load Plausible's `/js/script.js`.
+#[utoipa::path(
+    get,
+    path = "/js/script.js",
+    tag = "tracker",
+    params(
+        ("If-None-Match" = Option<String>, Header, description = "The ETag of a cached copy"),
+    ),
+    responses(
+        (status = 200, description = "The script", body = String,
+            content_type = "application/javascript",
+            headers(("ETag" = String), ("Cache-Control" = String))),
+        (status = 304, description = "The cached copy is current"),
+    ),
+)]
+async fn get_plausible_script(headers: HeaderMap) -> Response {
+    script(&headers)
+}
+
+fn script(headers: &HeaderMap) -> Response {
+    let gzipped: Option<&'static [u8]> = GZIPPED.as_deref().filter(|_| accepts_gzip(headers));
     let etag = if gzipped.is_some() {
         &ETAGS.1
     } else {

@@ -110,6 +110,7 @@ async fn the_public_routes_are_exactly_these() {
         ("GET", "/"),
         ("GET", "/dashboard/app.js"),
         ("GET", "/dashboard/style.css"),
+        ("GET", "/api/openapi.json"),
     ]
     .into_iter()
     .map(|(method, path)| (method.to_string(), path.to_string()))

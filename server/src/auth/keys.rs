@@ -16,7 +16,7 @@ use crate::store::{Store, StoreError};
 pub const KEY_PREFIX: &str = "mm_";
 pub const MAX_NAME_CHARS: usize = 100;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Scope {
     /// Reads stats.
@@ -43,21 +43,27 @@ impl Scope {
 }
 
 /// A key as listed: never the key itself.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[schema(as = ApiKey)]
 pub struct KeyInfo {
     pub id: String,
     pub name: String,
     pub scope: Scope,
+    /// When it was created (RFC 3339, UTC).
+    #[schema(format = DateTime)]
     pub created: String,
+    /// Its last four characters, to recognise it.
     pub last4: String,
 }
 
 /// A key just created: the only time `key` is known.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[schema(as = NewApiKey)]
 pub struct NewKey {
     pub id: String,
     pub name: String,
     pub scope: Scope,
+    /// The key (`mm_` + 43 characters), shown only here: send it as `Authorization: Bearer`.
     pub key: String,
 }
 

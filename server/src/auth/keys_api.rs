@@ -10,7 +10,7 @@ use super::keys::{KeyInfo, MAX_NAME_CHARS, NewKey, Scope};
 use super::login_api::body_error;
 use super::{Access, Route};
 use crate::AppState;
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorBody};
 use crate::store::StoreError;
 
 pub fn routes() -> Vec<Route> {
@@ -21,9 +21,14 @@ pub fn routes() -> Vec<Route> {
     ]
 }
 
-#[derive(Deserialize)]
-struct KeyRequest {
+/// The body of `POST /api/keys`.
+#[derive(Deserialize, utoipa::ToSchema)]
+#[schema(as = NewApiKeyRequest)]
+pub struct KeyRequest {
+    /// 1 to 100 printable characters.
+    #[schema(min_length = 1, max_length = 100)]
     name: String,
+    #[schema(value_type = Scope)]
     scope: String,
 }
 
@@ -32,6 +37,28 @@ fn store_error(err: StoreError) -> ApiError {
     ApiError::internal("the keys could not be read or written; see the server log")
 }
 
+/// Create an API key
+///
+/// The key is shown only in this answer; the server keeps its SHA-256 and last four
+/// characters.
+#[utoipa::path(
+    post,
+    path = "/api/keys",
+    tag = "keys",
+    security(("session" = []), ("bearer" = [])),
+    request_body = KeyRequest,
+    responses(
+        (status = 201, description = "Created", body = NewKey),
+        (status = 400, description = "Malformed body, or a bad `name` or `scope` (`field`)",
+            body = ErrorBody),
+        (status = 401, description = "No valid session or API key", body = ErrorBody),
+        (status = 403, description = "A `read` key, or a session without this server's \
+            `Origin`", body = ErrorBody),
+        (status = 413, description = "The body is over 8 KiB", body = ErrorBody),
+        (status = 415, description = "Not `application/json`", body = ErrorBody),
+        (status = 422, description = "`name` or `scope` missing or not strings", body = ErrorBody),
+    ),
+)]
 async fn post_key(
     State(state): State<AppState>,
     body: Result<Json<KeyRequest>, JsonRejection>,
@@ -59,6 +86,20 @@ async fn post_key(
     Ok((StatusCode::CREATED, Json(created)))
 }
 
+/// List the API keys
+///
+/// Oldest first; never the keys themselves.
+#[utoipa::path(
+    get,
+    path = "/api/keys",
+    tag = "keys",
+    security(("session" = []), ("bearer" = [])),
+    responses(
+        (status = 200, description = "The keys", body = Vec<KeyInfo>),
+        (status = 401, description = "No valid session or API key", body = ErrorBody),
+        (status = 403, description = "A `read` key", body = ErrorBody),
+    ),
+)]
 async fn get_keys(State(state): State<AppState>) -> Result<Json<Vec<KeyInfo>>, ApiError> {
     Ok(Json(
         state
@@ -70,6 +111,23 @@ async fn get_keys(State(state): State<AppState>) -> Result<Json<Vec<KeyInfo>>, A
     ))
 }
 
+/// Revoke an API key
+///
+/// At once: the key gets `401` from then on.
+#[utoipa::path(
+    delete,
+    path = "/api/keys/{id}",
+    tag = "keys",
+    security(("session" = []), ("bearer" = [])),
+    params(("id" = String, Path, description = "The key's id")),
+    responses(
+        (status = 204, description = "Revoked"),
+        (status = 401, description = "No valid session or API key", body = ErrorBody),
+        (status = 403, description = "A `read` key, or a session without this server's \
+            `Origin`", body = ErrorBody),
+        (status = 404, description = "No key has this id", body = ErrorBody),
+    ),
+)]
 async fn delete_key(
     State(state): State<AppState>,
     Path(id): Path<String>,

@@ -9,11 +9,12 @@ use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{HeaderMap, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 use super::password::{self, PasswordError};
 use super::{Access, Route, authenticate, check_origin};
 use crate::AppState;
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorBody};
 use crate::ingest::client_ip::{PeerInfo, client_ip};
 
 /// Bodies here are one short JSON object.
@@ -29,14 +30,21 @@ pub fn routes() -> Vec<Route> {
     ]
 }
 
-#[derive(Deserialize)]
-struct PasswordBody {
+/// The body of setup and login.
+#[derive(Deserialize, ToSchema)]
+#[schema(as = PasswordRequest)]
+pub struct PasswordBody {
+    /// The admin password (setup: 12 to 1024 characters).
     password: String,
 }
 
-#[derive(Serialize)]
-struct Status {
+/// Whether the caller is signed in, and whether the first-run setup is still open.
+#[derive(Serialize, ToSchema)]
+#[schema(as = AuthStatus)]
+pub struct Status {
+    /// The request carries a valid session or API key.
     authenticated: bool,
+    /// No admin password is configured anywhere yet.
     setup_required: bool,
 }
 
@@ -60,6 +68,13 @@ fn signed_in(state: &AppState, status: StatusCode) -> Response {
     response
 }
 
+/// Sign-in status
+#[utoipa::path(
+    get,
+    path = "/api/auth/status",
+    tag = "auth",
+    responses((status = 200, description = "The status", body = Status)),
+)]
 async fn get_status(State(state): State<AppState>, headers: HeaderMap) -> Json<Status> {
     let setup_required = !state.auth.password.is_set();
     Json(Status {
@@ -68,7 +83,27 @@ async fn get_status(State(state): State<AppState>, headers: HeaderMap) -> Json<S
     })
 }
 
-/// First-run setup: only while no password is configured anywhere. Signs the caller in.
+/// First-run setup
+///
+/// Accepted only while no admin password is configured anywhere: stores its Argon2id hash in
+/// `<data>/.admin-password` and signs the caller in. A foreign `Origin` is refused.
+#[utoipa::path(
+    post,
+    path = "/api/auth/setup",
+    tag = "auth",
+    request_body = PasswordBody,
+    responses(
+        (status = 201, description = "Set; signed in", body = Status,
+            headers(("Set-Cookie" = String, description = "The `mallard_session` cookie"))),
+        (status = 400, description = "Malformed body, or a password of fewer than 12 or more \
+            than 1024 characters (`field`: `password`)", body = ErrorBody),
+        (status = 403, description = "A foreign `Origin`", body = ErrorBody),
+        (status = 409, description = "A password is already set", body = ErrorBody),
+        (status = 413, description = "The body is over 8 KiB", body = ErrorBody),
+        (status = 415, description = "Not `application/json`", body = ErrorBody),
+        (status = 422, description = "No `password` string in the body", body = ErrorBody),
+    ),
+)]
 async fn post_setup(
     State(state): State<AppState>,
     uri: Uri,
@@ -100,6 +135,30 @@ fn already_set() -> ApiError {
     )
 }
 
+/// Log in
+///
+/// Checks the admin password and sets the session cookie. After `MALLARD_MAX_LOGIN_ATTEMPTS`
+/// failures from one client address, that address is locked out for `MALLARD_LOGIN_LOCKOUT`
+/// seconds (`429`), even with the right password. A foreign `Origin` is refused.
+#[utoipa::path(
+    post,
+    path = "/api/auth/login",
+    tag = "auth",
+    request_body = PasswordBody,
+    responses(
+        (status = 200, description = "Signed in", body = Status,
+            headers(("Set-Cookie" = String, description = "The `mallard_session` cookie"))),
+        (status = 400, description = "Malformed body", body = ErrorBody),
+        (status = 401, description = "Wrong password (`field`: `password`), or none set yet",
+            body = ErrorBody),
+        (status = 403, description = "A foreign `Origin`", body = ErrorBody),
+        (status = 413, description = "The body is over 8 KiB", body = ErrorBody),
+        (status = 415, description = "Not `application/json`", body = ErrorBody),
+        (status = 422, description = "No `password` string in the body", body = ErrorBody),
+        (status = 429, description = "Too many failed logins from this address", body = ErrorBody,
+            headers(("Retry-After" = u64, description = "Seconds until the lockout ends"))),
+    ),
+)]
 async fn post_login(
     State(state): State<AppState>,
     PeerInfo(peer): PeerInfo,
@@ -139,7 +198,20 @@ async fn post_login(
     }
 }
 
-/// Ends the session the cookie names (if any) and clears the cookie.
+/// Log out
+///
+/// Ends the session the cookie names (if any) and clears the cookie. A foreign `Origin` is
+/// refused.
+#[utoipa::path(
+    post,
+    path = "/api/auth/logout",
+    tag = "auth",
+    responses(
+        (status = 204, description = "Signed out",
+            headers(("Set-Cookie" = String, description = "Clears `mallard_session`"))),
+        (status = 403, description = "A foreign `Origin`", body = ErrorBody),
+    ),
+)]
 async fn post_logout(
     State(state): State<AppState>,
     uri: Uri,

@@ -7,9 +7,9 @@
 
 pub mod headers;
 pub mod keys;
-mod keys_api;
+pub(crate) mod keys_api;
 pub mod lockout;
-mod login_api;
+pub(crate) mod login_api;
 pub mod password;
 pub mod route;
 pub mod session;

@@ -17,7 +17,7 @@ use tower_http::cors::{Any, CorsLayer};
 
 use crate::AppState;
 use crate::auth::{Access, Route};
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorBody};
 use crate::store::StoreError;
 use client_ip::{Peer, PeerInfo};
 use enrich::{Client, Outcome};
@@ -44,6 +44,33 @@ pub fn routes() -> Vec<Route> {
     ]
 }
 
+/// Record an event
+///
+/// The body is a JSON object of at most 64 KiB, sent as `application/json` or `text/plain`
+/// (trackers use `text/plain`: no CORS preflight); CORS is open to every origin here. The 202
+/// comes only once the event is durably stored (also for bots, which are dropped).
+#[utoipa::path(
+    post,
+    path = "/api/event",
+    tag = "ingestion",
+    request_body(
+        description = "The event; short and Plausible field names",
+        content(
+            (payload::EventBody = "text/plain"),
+            (payload::EventBody = "application/json"),
+        ),
+    ),
+    responses(
+        (status = 202, description = "Stored", body = String, content_type = "text/plain",
+            example = "ok"),
+        (status = 400, description = "Invalid payload; `field` names the input", body = ErrorBody),
+        (status = 413, description = "The body is over 64 KiB", body = ErrorBody),
+        (status = 429, description = "The site is over `MALLARD_RATE_LIMIT` events per second",
+            body = ErrorBody, headers(("Retry-After" = u64, description = "Seconds to wait before retrying"))),
+        (status = 503, description = "Not stored (write queue full, disk refusing writes or \
+            shutting down): retry", body = ErrorBody, headers(("Retry-After" = u64, description = "Seconds to wait before retrying"))),
+    ),
+)]
 async fn post_event(
     State(state): State<AppState>,
     PeerInfo(peer): PeerInfo,
@@ -66,6 +93,24 @@ async fn post_event(
     Ok((StatusCode::ACCEPTED, "ok").into_response())
 }
 
+/// Record an event (pixel)
+///
+/// For `<img>` and `<noscript>`: the fields of `POST /api/event` as query parameters. Answers a
+/// 1×1 GIF once the event is stored.
+#[utoipa::path(
+    get,
+    path = "/api/event",
+    tag = "ingestion",
+    params(payload::PixelQuery),
+    responses(
+        (status = 200, description = "Stored: a transparent 1×1 GIF", body = Vec<u8>,
+            content_type = "image/gif"),
+        (status = 400, description = "Invalid field; `field` names it", body = ErrorBody),
+        (status = 429, description = "The site is over `MALLARD_RATE_LIMIT` events per second",
+            body = ErrorBody, headers(("Retry-After" = u64, description = "Seconds to wait before retrying"))),
+        (status = 503, description = "Not stored: retry", body = ErrorBody, headers(("Retry-After" = u64, description = "Seconds to wait before retrying"))),
+    ),
+)]
 async fn get_event(
     State(state): State<AppState>,
     PeerInfo(peer): PeerInfo,

@@ -36,6 +36,162 @@ pub struct Revenue {
     pub currency: String,
 }
 
+// The body of `POST /api/event` as the OpenAPI document describes it. Only a description:
+// `parse_body` reads the raw JSON, so that either name of a field is accepted and an error names
+// the one the client sent; `tests/openapi.rs` checks that every property here is one the parser
+// reads. The doc comments below are the document's text.
+/// An event. Most fields have a short and a long (Plausible) name; the short one wins when
+/// both are sent. `null` is the same as leaving a field out.
+#[derive(utoipa::ToSchema)]
+#[schema(as = EventPayload)]
+#[allow(dead_code)]
+pub struct EventBody {
+    /// Site id (the `data-domain`), at most 256 characters; `a.com,b.com` records the event
+    /// for both. Required (as `d` or `domain`).
+    #[schema(max_length = 256)]
+    d: Option<String>,
+    /// Long name of `d`.
+    #[schema(max_length = 256)]
+    domain: Option<String>,
+    /// Event name, at most 256 characters; `pageview` for page views. Required (as `n` or
+    /// `name`).
+    #[schema(max_length = 256)]
+    n: Option<String>,
+    /// Long name of `n`.
+    #[schema(max_length = 256)]
+    name: Option<String>,
+    /// Absolute http(s) URL of the page, at most 2048 characters; its query and fragment are
+    /// not stored (UTM tags are extracted). Required (as `u` or `url`).
+    #[schema(max_length = 2048, format = "uri")]
+    u: Option<String>,
+    /// Long name of `u`.
+    #[schema(max_length = 2048, format = "uri")]
+    url: Option<String>,
+    /// Absolute URL of the referrer, at most 2048 characters; its query is not stored.
+    #[schema(max_length = 2048)]
+    r: Option<String>,
+    /// Long name of `r`.
+    #[schema(max_length = 2048)]
+    referrer: Option<String>,
+    /// Viewport width in pixels (the device class).
+    #[schema(minimum = 0, maximum = 100_000)]
+    w: Option<u32>,
+    /// Long name of `w`.
+    #[schema(minimum = 0, maximum = 100_000)]
+    screen_width: Option<u32>,
+    // `schema_with` replaces the doc comment: the text is in `props_schema` and the others.
+    #[schema(schema_with = props_schema)]
+    p: Option<String>,
+    #[schema(schema_with = props_schema)]
+    props: Option<String>,
+    #[schema(schema_with = props_schema)]
+    m: Option<String>,
+    #[schema(schema_with = props_schema)]
+    meta: Option<String>,
+    /// Revenue of this event.
+    revenue: Option<RevenueBody>,
+    #[schema(schema_with = amount_schema)]
+    ra: Option<String>,
+    /// Short form of `revenue.currency` (with `ra`: both or neither).
+    rc: Option<String>,
+    #[schema(schema_with = flag_schema)]
+    h: Option<bool>,
+    #[schema(schema_with = flag_schema)]
+    hash_mode: Option<bool>,
+}
+
+/// The revenue of an event (short form: `ra` and `rc`).
+#[derive(utoipa::ToSchema)]
+#[schema(as = Revenue)]
+#[allow(dead_code)]
+pub struct RevenueBody {
+    #[schema(schema_with = amount_schema)]
+    amount: String,
+    /// An ISO 4217 currency code such as `USD` (any case).
+    currency: String,
+}
+
+fn props_schema() -> utoipa::openapi::schema::Object {
+    use utoipa::openapi::schema::{ObjectBuilder, SchemaType, Type};
+    ObjectBuilder::new()
+        .schema_type(SchemaType::Array(vec![
+            Type::Object,
+            Type::String,
+            Type::Null,
+        ]))
+        .description(Some(
+            "Custom properties (`p`, `props`, `m` and `meta` are one field): an object of at \
+             most 30 string, number or boolean values, or a JSON string of one (at most 4 KiB)",
+        ))
+        .build()
+}
+
+fn amount_schema() -> utoipa::openapi::schema::Object {
+    use utoipa::openapi::schema::{ObjectBuilder, SchemaType, Type};
+    ObjectBuilder::new()
+        .schema_type(SchemaType::Array(vec![
+            Type::Number,
+            Type::String,
+            Type::Null,
+        ]))
+        .description(Some(
+            "A finite amount, as a number or a numeric string (`ra` comes with `rc`: both or \
+             neither)",
+        ))
+        .build()
+}
+
+fn flag_schema() -> utoipa::openapi::schema::Object {
+    use utoipa::openapi::schema::{ObjectBuilder, SchemaType, Type};
+    ObjectBuilder::new()
+        .schema_type(SchemaType::Array(vec![
+            Type::Boolean,
+            Type::Integer,
+            Type::Null,
+        ]))
+        .enum_values(Some([
+            serde_json::Value::Bool(true),
+            serde_json::Value::Bool(false),
+            serde_json::Value::from(1),
+            serde_json::Value::from(0),
+            serde_json::Value::Null,
+        ]))
+        .description(Some(
+            "Hash routing (`h` or `hash_mode`): `true` or `1` makes the URL fragment part of the \
+             page path",
+        ))
+        .build()
+}
+
+/// The query of the pixel variant `GET /api/event` in the OpenAPI document: the fields of
+/// [`EventBody`] by their short names (the long names are accepted too). The field doc comments
+/// are the document's text.
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)]
+pub struct PixelQuery {
+    /// Site id (the `data-domain`), at most 256 characters.
+    d: String,
+    /// Event name; `pageview` when absent.
+    n: Option<String>,
+    /// Absolute http(s) URL of the page.
+    u: String,
+    /// Absolute URL of the referrer.
+    r: Option<String>,
+    /// Viewport width in pixels.
+    #[param(minimum = 0, maximum = 100_000)]
+    w: Option<u32>,
+    /// `1`: the URL fragment is part of the page path.
+    #[param(minimum = 0, maximum = 1)]
+    h: Option<u8>,
+    /// Custom properties as a JSON object text.
+    p: Option<String>,
+    /// Revenue amount (with `rc`).
+    ra: Option<String>,
+    /// Revenue currency, ISO 4217 (with `ra`).
+    rc: Option<String>,
+}
+
 /// Looks a field up by its short name, then by its long name.
 fn field<'a>(map: &'a Map<String, Value>, short: &str, long: &str) -> Option<&'a Value> {
     map.get(short)

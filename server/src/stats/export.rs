@@ -13,8 +13,12 @@ use super::{queries, stats_query, store_error};
 use crate::AppState;
 use crate::error::ApiError;
 
-#[derive(Serialize)]
-struct DayRow {
+/// One day of an export: `stats/main`'s numbers for that day.
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = ExportRow)]
+pub struct DayRow {
+    /// The day, YYYY-MM-DD (UTC).
+    #[schema(format = Date)]
     date: String,
     visitors: u64,
     visits: u64,
@@ -22,6 +26,17 @@ struct DayRow {
     bounce_rate: u64,
     visit_duration: u64,
 }
+
+/// A `format` value.
+pub struct Format;
+
+impl utoipa::PartialSchema for Format {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        crate::openapi::string_enum(["json", "csv"], None)
+    }
+}
+
+impl utoipa::ToSchema for Format {}
 
 pub async fn get_export(
     State(state): State<AppState>,

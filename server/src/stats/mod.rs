@@ -19,14 +19,16 @@ use axum::body::Body;
 use axum::extract::{Path, Query, State};
 use axum::http::{StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+use utoipa::ToSchema;
 
 use crate::AppState;
 use crate::auth::{Access, Route};
 use crate::cache::{Cached, QueryCache};
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorBody};
 use crate::store::StoreError;
-use params::StatsQuery;
-use queries::{BREAKDOWNS, Bucket};
+use params::{StatsParams, StatsQuery};
+use queries::{BREAKDOWNS, BreakdownRow, Bucket, MainMetrics};
 
 /// Every stats route needs a session or an API key (the guard is installed by `crate::app`);
 /// `Cache-Control: no-store` comes from the app-wide headers layer.
@@ -86,6 +88,10 @@ where
     .map_err(|e| ApiError::internal(format!("query task failed: {e}")))?
 }
 
+const STATS_400: &str = "A missing or invalid parameter; `field` names it";
+const STATS_401: &str = "No valid session or API key";
+const STATS_503: &str = "Every query slot stayed busy for 2 s (`MALLARD_MAX_CONCURRENT_QUERIES`)";
+
 fn store_error(err: StoreError) -> ApiError {
     tracing::error!(error = %err, "stats query failed");
     ApiError::internal("the query failed; see the server log")
@@ -108,6 +114,49 @@ async fn stats_query(
     params::parse(params, today, earliest)
 }
 
+/// The main metrics of the period.
+#[derive(Serialize, ToSchema)]
+#[schema(as = Main)]
+pub struct MainAnswer {
+    #[serde(flatten)]
+    current: MainMetrics,
+    /// With `compare=previous_period`: the same numbers for the period of equal length just
+    /// before.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
+    previous_period: Option<PreviousPeriod>,
+}
+
+/// The comparison block: the same numbers for the period just before, and its days.
+#[derive(Serialize, ToSchema)]
+pub struct PreviousPeriod {
+    #[serde(flatten)]
+    metrics: MainMetrics,
+    /// Its first day (YYYY-MM-DD).
+    #[schema(format = Date)]
+    start_date: String,
+    /// Its last day (YYYY-MM-DD).
+    #[schema(format = Date)]
+    end_date: String,
+}
+
+/// Main metrics
+///
+/// Visitors, visits, pageviews, views per visit, bounce rate and visit duration of the period.
+#[utoipa::path(
+    get,
+    path = "/api/stats/main",
+    tag = "stats",
+    security(("session" = []), ("bearer" = [])),
+    params(StatsParams, params::CompareParams),
+    responses(
+        (status = 200, description = "The metrics", body = MainAnswer),
+        (status = 400, description = STATS_400, body = ErrorBody),
+        (status = 401, description = STATS_401, body = ErrorBody),
+        (status = 503, description = STATS_503, body = ErrorBody,
+            headers(("Retry-After" = u64, description = "Seconds to wait before retrying"))),
+    ),
+)]
 async fn get_main(
     State(state): State<AppState>,
     uri: Uri,
@@ -132,19 +181,37 @@ async fn main(state: AppState, params: HashMap<String, String>) -> Result<Respon
         })
         .await
         .map_err(store_error)?;
-    let mut body = serde_json::to_value(current).map_err(|e| ApiError::internal(e.to_string()))?;
-    if let (Some(before), Some(period), Some(object)) = (before, previous, body.as_object_mut()) {
-        let mut block =
-            serde_json::to_value(before).map_err(|e| ApiError::internal(e.to_string()))?;
-        if let Some(block) = block.as_object_mut() {
-            block.insert("start_date".into(), period.first.to_string().into());
-            block.insert("end_date".into(), period.last.to_string().into());
-        }
-        object.insert("previous_period".into(), block);
-    }
-    Ok(Json(body).into_response())
+    let previous_period = before
+        .zip(previous)
+        .map(|(metrics, period)| PreviousPeriod {
+            metrics,
+            start_date: period.first.to_string(),
+            end_date: period.last.to_string(),
+        });
+    Ok(Json(MainAnswer {
+        current,
+        previous_period,
+    })
+    .into_response())
 }
 
+/// Timeseries
+///
+/// Visitors and pageviews per interval of the period, zero-filled.
+#[utoipa::path(
+    get,
+    path = "/api/stats/timeseries",
+    tag = "stats",
+    security(("session" = []), ("bearer" = [])),
+    params(StatsParams, params::IntervalParams),
+    responses(
+        (status = 200, description = "One bucket per interval", body = Vec<Bucket>),
+        (status = 400, description = STATS_400, body = ErrorBody),
+        (status = 401, description = STATS_401, body = ErrorBody),
+        (status = 503, description = STATS_503, body = ErrorBody,
+            headers(("Retry-After" = u64, description = "Seconds to wait before retrying"))),
+    ),
+)]
 async fn get_timeseries(
     State(state): State<AppState>,
     uri: Uri,
@@ -170,6 +237,27 @@ async fn timeseries(
     Ok(Json::<Vec<Bucket>>(buckets).into_response())
 }
 
+/// Breakdown
+///
+/// The period's numbers per value of a dimension, sorted by visitors (descending), then value.
+#[utoipa::path(
+    get,
+    path = "/api/stats/breakdown/{dimension}",
+    tag = "stats",
+    security(("session" = []), ("bearer" = [])),
+    params(
+        ("dimension" = inline(queries::Dimension), Path, description = "What to break down by"),
+        StatsParams,
+        params::PagingParams,
+    ),
+    responses(
+        (status = 200, description = "One row per value", body = Vec<BreakdownRow>),
+        (status = 400, description = STATS_400, body = ErrorBody),
+        (status = 401, description = STATS_401, body = ErrorBody),
+        (status = 503, description = STATS_503, body = ErrorBody,
+            headers(("Retry-After" = u64, description = "Seconds to wait before retrying"))),
+    ),
+)]
 async fn get_breakdown(
     State(state): State<AppState>,
     uri: Uri,
@@ -208,9 +296,33 @@ async fn breakdown(
         })
         .await
         .map_err(store_error)?;
-    Ok(Json::<Vec<serde_json::Value>>(rows).into_response())
+    Ok(Json::<Vec<BreakdownRow>>(rows).into_response())
 }
 
+/// Export
+///
+/// One row per day of the period (each equal to `stats/main` for that day, filters applied),
+/// as JSON or CSV (`text/csv`, header line first).
+#[utoipa::path(
+    get,
+    path = "/api/stats/export",
+    tag = "stats",
+    security(("session" = []), ("bearer" = [])),
+    params(
+        StatsParams,
+        ("format" = inline(Option<export::Format>), Query, description = "`json` (default) or `csv`"),
+    ),
+    responses(
+        (status = 200, description = "One row per day", content(
+            (Vec<export::DayRow> = "application/json"),
+            (String = "text/csv"),
+        )),
+        (status = 400, description = STATS_400, body = ErrorBody),
+        (status = 401, description = STATS_401, body = ErrorBody),
+        (status = 503, description = STATS_503, body = ErrorBody,
+            headers(("Retry-After" = u64, description = "Seconds to wait before retrying"))),
+    ),
+)]
 async fn get_export(
     State(state): State<AppState>,
     uri: Uri,

@@ -13,6 +13,11 @@ const MAX_PAGE: u64 = 1_000_000;
 /// The longest custom range a query may cover.
 const MAX_RANGE_DAYS: i64 = 3660;
 
+/// Every `period` value [`resolve_range`] knows (`custom` is implied by `start_date`/`end_date`).
+pub const PERIODS: [&str; 10] = [
+    "today", "day", "7d", "30d", "90d", "month", "6mo", "12mo", "all", "custom",
+];
+
 /// An inclusive range of UTC days.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct DateRange {
@@ -212,6 +217,14 @@ pub enum Interval {
     Month,
 }
 
+/// Every `interval` value and what it means.
+pub const INTERVALS: [(&str, Interval); 4] = [
+    ("hour", Interval::Hour),
+    ("day", Interval::Day),
+    ("week", Interval::Week),
+    ("month", Interval::Month),
+];
+
 impl Interval {
     pub fn sql_unit(self) -> &'static str {
         match self {
@@ -231,16 +244,16 @@ pub fn parse_interval(
         None if query.range.days() == 1 => Interval::Hour,
         None if query.range.days() > 180 => Interval::Month,
         None => Interval::Day,
-        Some("hour") => Interval::Hour,
-        Some("day") => Interval::Day,
-        Some("week") => Interval::Week,
-        Some("month") => Interval::Month,
-        Some(other) => {
-            return Err(ApiError::invalid(
-                "interval",
-                format!("unknown interval {other:?}; use hour, day, week or month"),
-            ));
-        }
+        Some(name) => INTERVALS
+            .iter()
+            .find(|(known, _)| *known == name)
+            .map(|(_, interval)| *interval)
+            .ok_or_else(|| {
+                ApiError::invalid(
+                    "interval",
+                    format!("unknown interval {name:?}; use hour, day, week or month"),
+                )
+            })?,
     };
     if interval == Interval::Hour && query.range.days() > 31 {
         return Err(ApiError::invalid(
@@ -286,6 +299,123 @@ pub fn parse_paging(params: &HashMap<String, String>) -> Result<Paging, ApiError
         offset: (page - 1) * u64::from(limit),
     })
 }
+
+/// The query parameters of every stats endpoint, as the OpenAPI document describes them
+/// ([`parse`] and [`resolve_range`] read them).
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)]
+pub struct StatsParams {
+    /// The site's id: its domain, as in `data-domain` (at most 256 characters).
+    #[param(max_length = 256)]
+    site_id: String,
+    /// `today`; `day` (the day `date`); `7d`, `30d`, `90d` (that many days ending with
+    /// `date`); `month` (the calendar month of `date`); `6mo`, `12mo` (calendar months up to
+    /// `date`); `all` (first stored day to today); `custom` (`start_date` to `end_date`).
+    /// Default `30d`, or `custom` when `start_date` or `end_date` is given.
+    #[param(inline)]
+    period: Option<Period>,
+    /// The reference day of the period (YYYY-MM-DD, UTC); default today.
+    #[param(format = Date)]
+    date: Option<String>,
+    /// First day of a custom period (YYYY-MM-DD, UTC, inclusive); a period covers at most
+    /// 3660 days.
+    #[param(format = Date)]
+    start_date: Option<String>,
+    /// Last day of a custom period (YYYY-MM-DD, UTC, inclusive).
+    #[param(format = Date)]
+    end_date: Option<String>,
+    /// `dimension==value`, `dimension!=value`, `dimension~text` (contains, any case) or
+    /// `dimension!~text`, joined by `;`; `|` separates alternative values (`page==/a|/b`).
+    #[param(inline)]
+    filters: Option<Filters>,
+}
+
+/// `compare` (only `GET /api/stats/main` uses it).
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)]
+pub struct CompareParams {
+    /// `previous_period`: add the same numbers for the period of equal length just before.
+    #[param(inline)]
+    compare: Option<Compare>,
+}
+
+/// `interval` of `GET /api/stats/timeseries`.
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)]
+pub struct IntervalParams {
+    /// The bucket size: `hour` (periods of at most 31 days), `day`, `week` (from Monday),
+    /// `month`. Default `hour` for one day, `month` past 180 days, else `day`.
+    #[param(inline)]
+    interval: Option<IntervalName>,
+}
+
+/// Paging of `GET /api/stats/breakdown/{dimension}` ([`parse_paging`]).
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)]
+pub struct PagingParams {
+    /// Rows per page, 1 to 1000; default 100.
+    #[param(minimum = 1, maximum = 1000)]
+    limit: Option<u32>,
+    /// The page, from 1 (at most 1000000); default 1.
+    #[param(minimum = 1, maximum = 1_000_000)]
+    page: Option<u64>,
+}
+
+/// A `period` value: one of [`PERIODS`].
+pub struct Period;
+
+impl utoipa::PartialSchema for Period {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        crate::openapi::string_enum(PERIODS, None)
+    }
+}
+
+impl utoipa::ToSchema for Period {}
+
+/// An `interval` value: one of [`INTERVALS`].
+pub struct IntervalName;
+
+impl utoipa::PartialSchema for IntervalName {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        crate::openapi::string_enum(INTERVALS.iter().map(|(name, _)| *name), None)
+    }
+}
+
+impl utoipa::ToSchema for IntervalName {}
+
+/// A `compare` value.
+pub struct Compare;
+
+impl utoipa::PartialSchema for Compare {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        crate::openapi::string_enum(["previous_period"], None)
+    }
+}
+
+impl utoipa::ToSchema for Compare {}
+
+/// A `filters` value; its schema lists the dimensions one may filter on.
+pub struct Filters;
+
+impl utoipa::PartialSchema for Filters {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        let names: Vec<&str> = super::filters::FILTER_DIMENSIONS
+            .iter()
+            .map(|dimension| dimension.name)
+            .collect();
+        utoipa::openapi::schema::ObjectBuilder::new()
+            .schema_type(utoipa::openapi::schema::Type::String)
+            .description(Some(format!("Dimensions: {}", names.join(", "))))
+            .examples([serde_json::json!("page==/blog;country==DE|FR")])
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for Filters {}
 
 #[cfg(test)]
 mod tests {
@@ -349,6 +479,29 @@ mod tests {
             range(&[("period", "day"), ("date", "2026-03-01")]).first,
             day("2026-03-01")
         );
+    }
+
+    #[test]
+    fn every_documented_period_and_interval_is_accepted() {
+        let today = day("2026-11-24");
+        for period in PERIODS {
+            let mut p = params(&[("period", period)]);
+            if period == "custom" {
+                p = params(&[
+                    ("period", period),
+                    ("start_date", "2026-11-01"),
+                    ("end_date", "2026-11-02"),
+                ]);
+            }
+            resolve_range(&p, today, None).unwrap_or_else(|e| panic!("{period}: {e}"));
+        }
+        let query = parse(&params(&[("site_id", "a.com")]), today, None).expect("query");
+        for (name, interval) in INTERVALS {
+            assert_eq!(
+                parse_interval(&params(&[("interval", name)]), &query).expect(name),
+                interval
+            );
+        }
     }
 
     #[test]

@@ -5,6 +5,7 @@ use chrono::{Datelike, Days, NaiveDate};
 use duckdb::params_from_iter;
 use duckdb::types::Value;
 use serde::Serialize;
+use utoipa::ToSchema;
 
 use super::filters::{Level, Sql, conditions};
 use super::params::{DateRange, Interval, Paging, StatsQuery};
@@ -78,11 +79,13 @@ fn run<T>(
     Ok(rows.collect::<Result<_, _>>()?)
 }
 
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, PartialEq, ToSchema)]
 pub struct MainMetrics {
+    /// Unique visitors (ids rotate daily, so one person on two days counts twice).
     pub visitors: u64,
     pub visits: u64,
     pub pageviews: u64,
+    /// Pageviews per visit, rounded to two decimals.
     pub views_per_visit: f64,
     /// Percent of visits that were one pageview and nothing else.
     pub bounce_rate: u64,
@@ -281,8 +284,11 @@ pub fn main_metrics(
     Ok(totals.metrics())
 }
 
-#[derive(Debug, Clone, Serialize, PartialEq)]
+/// One interval of a timeseries.
+#[derive(Debug, Clone, Serialize, PartialEq, ToSchema)]
 pub struct Bucket {
+    /// The interval's start: `2026-11-20` (day; a week's Monday; a month's first day) or
+    /// `2026-11-20 09:00:00` (hour).
     pub date: String,
     pub visitors: u64,
     pub pageviews: u64,
@@ -412,6 +418,17 @@ pub enum Breakdown {
     Events,
 }
 
+/// A `{dimension}` of `/api/stats/breakdown/{dimension}`: one of [`BREAKDOWNS`].
+pub struct Dimension;
+
+impl utoipa::PartialSchema for Dimension {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        crate::openapi::string_enum(BREAKDOWNS.iter().map(|(name, _)| *name), None)
+    }
+}
+
+impl ToSchema for Dimension {}
+
 pub const BREAKDOWNS: &[(&str, Breakdown)] = &[
     ("pages", Breakdown::Pages),
     ("entry_pages", Breakdown::Visit("entry_page")),
@@ -435,12 +452,67 @@ pub const BREAKDOWNS: &[(&str, Breakdown)] = &[
     ("events", Breakdown::Events),
 ];
 
+/// A breakdown row; its fields depend on the dimension.
+#[derive(Debug, Clone, Serialize, PartialEq, ToSchema)]
+#[serde(untagged)]
+pub enum BreakdownRow {
+    Visit(VisitRow),
+    Page(PageRow),
+    ExitPage(ExitPageRow),
+    Event(EventRow),
+}
+
+/// A row of a visit-attribute breakdown (every dimension but `pages`, `exit_pages` and
+/// `events`): visit metrics per value.
+#[derive(Debug, Clone, Serialize, PartialEq, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct VisitRow {
+    pub value: String,
+    pub visitors: u64,
+    pub pageviews: u64,
+    pub visits: u64,
+    pub bounce_rate: u64,
+    pub visit_duration: u64,
+}
+
+/// A row of `pages`.
+#[derive(Debug, Clone, Serialize, PartialEq, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PageRow {
+    pub value: String,
+    pub visitors: i64,
+    pub pageviews: i64,
+    pub visits: i64,
+}
+
+/// A row of `exit_pages`.
+#[derive(Debug, Clone, Serialize, PartialEq, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ExitPageRow {
+    pub value: String,
+    pub visitors: i64,
+    pub visits: i64,
+}
+
+/// A row of `events` (custom events; pageviews excluded).
+#[derive(Debug, Clone, Serialize, PartialEq, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct EventRow {
+    /// The event name.
+    pub value: String,
+    pub visitors: i64,
+    pub events: i64,
+    /// The sum of the events' revenue amounts; `null` without any.
+    #[schema(required = true)]
+    pub revenue: Option<f64>,
+}
+
 pub fn breakdown(
     snapshot: &Snapshot<'_>,
     query: &StatsQuery,
     by: Breakdown,
     paging: &Paging,
-) -> Result<Vec<serde_json::Value>, StoreError> {
+) -> Result<Vec<BreakdownRow>, StoreError> {
     let scope = scope(snapshot, query, query.range);
     let visits = scope.visits_condition();
     let m = &scope.matched;
@@ -505,20 +577,31 @@ pub fn breakdown(
         Ok(match by {
             Breakdown::Visit(_) => {
                 let m = metrics(visitors, r.get(3)?, r.get(2)?, r.get(4)?, r.get(5)?);
-                serde_json::json!({
-                    "value": value, "visitors": m.visitors, "pageviews": m.pageviews, "visits": m.visits,
-                    "bounce_rate": m.bounce_rate, "visit_duration": m.visit_duration,
+                BreakdownRow::Visit(VisitRow {
+                    value,
+                    visitors: m.visitors,
+                    pageviews: m.pageviews,
+                    visits: m.visits,
+                    bounce_rate: m.bounce_rate,
+                    visit_duration: m.visit_duration,
                 })
             }
-            Breakdown::Pages => serde_json::json!({
-                "value": value, "visitors": visitors, "pageviews": r.get::<_, i64>(2)?, "visits": r.get::<_, i64>(3)?,
+            Breakdown::Pages => BreakdownRow::Page(PageRow {
+                value,
+                visitors,
+                pageviews: r.get(2)?,
+                visits: r.get(3)?,
             }),
-            Breakdown::ExitPages => serde_json::json!({
-                "value": value, "visitors": visitors, "visits": r.get::<_, i64>(2)?,
+            Breakdown::ExitPages => BreakdownRow::ExitPage(ExitPageRow {
+                value,
+                visitors,
+                visits: r.get(2)?,
             }),
-            Breakdown::Events => serde_json::json!({
-                "value": value, "visitors": visitors, "events": r.get::<_, i64>(2)?,
-                "revenue": r.get::<_, Option<f64>>(3)?,
+            Breakdown::Events => BreakdownRow::Event(EventRow {
+                value,
+                visitors,
+                events: r.get(2)?,
+                revenue: r.get(3)?,
             }),
         })
     })

@@ -21,10 +21,14 @@ pub struct RetentionReport {
     pub hot_rows_removed: u64,
 }
 
-#[derive(Debug, Default, Clone, PartialEq, Eq, Serialize)]
+/// What an erasure removed (the answer of `DELETE /api/gdpr/erase`).
+#[derive(Debug, Default, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct EraseReport {
+    /// Rows deleted from `events_hot`.
     pub hot_rows: u64,
+    /// Rows left out of rewritten Parquet files.
     pub parquet_rows: u64,
+    /// Parquet files rewritten.
     pub files_rewritten: usize,
 }
 
