@@ -256,7 +256,7 @@ fn serves_from_an_empty_root() {
                 "MALLARD_SECRET",
                 "dist-test-secret-0123456789abcdefghijklmn",
             )
-            .env("MALLARD_LOG", "warn")
+            .env("MALLARD_LOG", "error")
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())
             .spawn()
@@ -291,6 +291,21 @@ fn serves_from_an_empty_root() {
     );
     let (status, body) = http(port, &request).expect("POST /api/event");
     assert_eq!(status, 202, "POST /api/event answered {status} {body:?}");
+
+    // The container's HEALTHCHECK: the binary probes itself, no curl in the empty root.
+    let probe = Command::new("chroot")
+        .arg(root.path())
+        .args([&format!("/{BIN}"), "healthcheck", "--url"])
+        .arg(format!("http://{listen}/health/ready"))
+        .env_clear()
+        .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
+        .output()
+        .expect("run the healthcheck in the chroot");
+    assert!(
+        probe.status.success(),
+        "`mallard-metrics healthcheck` failed in the chroot: {}",
+        String::from_utf8_lossy(&probe.stderr)
+    );
     drop(server);
 
     let stored = std::fs::read_dir(root.path().join("data"))
@@ -334,7 +349,7 @@ fn docker_image_recipe_is_scratch_non_root() {
         "COPY --chmod=0555 mallard-metrics /mallard-metrics",
         "VOLUME /data",
         "EXPOSE 8000",
-        "HEALTHCHECK NONE",
+        r#"CMD ["/mallard-metrics", "healthcheck"]"#,
     ] {
         assert!(instructions.contains(&expected), "missing `{expected}`");
     }
