@@ -3,8 +3,10 @@
 mod bench;
 mod caddy;
 mod dist;
+mod image;
 mod render;
 mod tracker;
+mod vm_test;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
@@ -30,6 +32,12 @@ enum Command {
     /// Render the deployment (user-data, provision.sh, Caddyfile, compose, host files) from the
     /// templates in cloud-init/, caddy/ and images/. Prints a new admin password once.
     Render(Box<render::Args>),
+    /// Build the bootable Debian 12 VM image (raw + qcow2, BIOS and UEFI) from images/recipe.toml
+    /// with the bake phase done; --stock builds the plain Debian image for the VM test.
+    Image(Box<image::Args>),
+    /// Boot the images in qemu with NoCloud user-data and probe them from outside (TLS, login,
+    /// ingest, audit, SSH, firewall, LUKS, reboot persistence), baked and stock paths.
+    VmTest(Box<vm_test::Args>),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -43,5 +51,7 @@ fn main() -> anyhow::Result<()> {
         Command::Dist(args) => dist::run(&args, &root),
         Command::Tracker(args) => tracker::run(&args, &root),
         Command::Render(args) => render::run(&args, &root),
+        Command::Image(args) => image::run(&args, &root),
+        Command::VmTest(args) => vm_test::run(&args, &root),
     }
 }

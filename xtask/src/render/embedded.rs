@@ -16,6 +16,8 @@ const COMPRESS_ABOVE: usize = 700;
 pub struct Embedded {
     path: String,
     mode: String,
+    /// cloud-init's `defer`: written after the packages, so no package default overrides it.
+    defer: bool,
     /// cloud-init's `write_files` encoding, when not plain text.
     encoding: Option<&'static str>,
     content: String,
@@ -30,6 +32,7 @@ pub fn for_user_data(file: &HostFile) -> anyhow::Result<Embedded> {
     Ok(Embedded {
         path: file.path.clone(),
         mode: file.mode.clone(),
+        defer: !file.before_packages,
         encoding,
         content,
     })

@@ -30,6 +30,9 @@ struct Entry {
     path: String,
     mode: String,
     phase: Phase,
+    /// Written before packages are installed (apt policy), not after them.
+    #[serde(default)]
+    before_packages: bool,
 }
 
 /// One rendered file, ready to be written on a host.
@@ -38,6 +41,8 @@ pub struct HostFile {
     pub path: String,
     pub mode: String,
     pub phase: Phase,
+    /// Must be in place before the package step (it configures apt itself).
+    pub before_packages: bool,
     pub content: String,
 }
 
@@ -142,6 +147,7 @@ pub fn render(
                 path: entry.path.clone(),
                 mode: entry.mode.clone(),
                 phase: entry.phase,
+                before_packages: entry.before_packages,
                 content,
             })
         })

@@ -2,7 +2,7 @@
 
 mod embedded;
 mod files;
-mod password;
+pub(crate) mod password;
 pub mod settings;
 
 use std::os::unix::fs::PermissionsExt;

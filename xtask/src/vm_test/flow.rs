@@ -132,8 +132,8 @@ impl Watcher {
                 {
                     seen.kernel = Some(started.elapsed());
                 }
-                if tick % 2 == 0
-                    && let Ok(a) = guest.https("/health/ready", &["--max-time", "3"])
+                if tick.is_multiple_of(2)
+                    && let Ok(a) = guest.https("/health/ready", &["--max-time", "10"])
                     && a.status == 200
                     && a.body.trim() == "ready"
                 {
@@ -338,7 +338,11 @@ fn boot_and_check(
     );
     let watcher = Watcher::start(guest, &vm);
     let waited = vm.wait_serial(MARKER, plan.first_boot_timeout);
-    let seen = watcher.finish(if waited.is_ok() { Duration::from_secs(120) } else { Duration::ZERO });
+    let seen = watcher.finish(if waited.is_ok() {
+        Duration::from_secs(120)
+    } else {
+        Duration::ZERO
+    });
     (timings.first_kernel, timings.first_healthy) = (seen.kernel, seen.healthy);
     timings.cloud_init_done = Some(waited?);
     eprintln!(
