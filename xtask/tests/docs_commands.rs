@@ -4,7 +4,9 @@
 //!   the line just before its fence or the line before that:
 //!   `<!-- verified-by: <path>::<test_fn> -->` naming a test in this repository that runs the
 //!   command, or `<!-- not-runnable-here: <reason> -->`. No marker stands alone.
-//! - Every verified-by target exists: the file, and a `#[test]` function of that name.
+//! - Every verified-by target exists: the file, and a `#[test]` function of that name; or
+//!   `verified-by: .ci/run` for commands CI runs as they are (each command line of the block is
+//!   a line of `.ci/run`).
 //! - The guide's render commands really render (run through this build of xtask).
 //! - Every MALLARD_* setting named in the guide's tables is a real setting (docs/configuration.md
 //!   or the rendered /etc/mallard env templates), and the guide names every setting the
@@ -18,6 +20,7 @@ const SHELL_LANGUAGES: [&str; 4] = ["sh", "bash", "console", "shell"];
 const VERIFIED_BY: &str = "verified-by:";
 const NOT_RUNNABLE: &str = "not-runnable-here:";
 const THIS_FILE: &str = "xtask/tests/docs_commands.rs";
+const CI_SCRIPT: &str = ".ci/run";
 
 /// Settings the guide documents ahead of docs/configuration.md because they are being built
 /// (with what they are). Each is reported as a warning, never silently accepted; move a name out
@@ -46,7 +49,12 @@ fn guide() -> String {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Marker {
-    VerifiedBy { path: String, test: String },
+    VerifiedBy {
+        path: String,
+        test: String,
+    },
+    /// Run as written by `.ci/run` (commands that are not `#[test]`s, like booting VMs).
+    RunByCi,
     NotRunnable,
 }
 
@@ -79,6 +87,9 @@ fn parse_marker(line: &str) -> Option<Result<Marker, String>> {
     };
     if let Some(target) = inner.strip_prefix(VERIFIED_BY) {
         let target = target.trim();
+        if target == CI_SCRIPT {
+            return Some(Ok(Marker::RunByCi));
+        }
         return Some(match target.split_once("::") {
             Some((path, test))
                 if !path.is_empty()
@@ -209,7 +220,7 @@ fn every_shell_block_has_exactly_one_marker() {
     assert!(!blocks.is_empty(), "{GUIDE} has no shell blocks at all");
     let verified = blocks
         .iter()
-        .filter(|b| matches!(b.marker, Some(Marker::VerifiedBy { .. })))
+        .filter(|b| matches!(b.marker, Some(Marker::VerifiedBy { .. } | Marker::RunByCi)))
         .count();
     let not_runnable = blocks
         .iter()
@@ -246,7 +257,19 @@ fn test_fn_line(source: &str, name: &str) -> Result<usize, String> {
 fn verified_by_targets_exist() {
     let (blocks, _) = shell_blocks(&guide());
     let mut problems = Vec::new();
+    let ci = read(CI_SCRIPT);
     for block in &blocks {
+        if block.marker == Some(Marker::RunByCi) {
+            for command in block.body.iter().map(|l| without_comment(l)) {
+                if !command.is_empty() && !ci.lines().any(|l| without_comment(l) == command) {
+                    problems.push(format!(
+                        "{GUIDE}:{}: verified-by {CI_SCRIPT}, but {CI_SCRIPT} has no line `{command}`",
+                        block.line
+                    ));
+                }
+            }
+            continue;
+        }
         let Some(Marker::VerifiedBy { path, test }) = &block.marker else {
             continue;
         };
@@ -267,6 +290,17 @@ fn verified_by_targets_exist() {
         }
     }
     fail_on(&problems);
+}
+
+/// A shell line without its trailing `# comment` and surrounding blanks.
+fn without_comment(line: &str) -> &str {
+    let line = line.trim();
+    if line.starts_with('#') {
+        return "";
+    }
+    line.split_once(" #")
+        .map_or(line, |(command, _)| command)
+        .trim()
 }
 
 /// Splits one shell command line into words: whitespace, '…', "…" and `\x`; a `#` word starts
@@ -681,6 +715,15 @@ fn the_marker_parser_and_word_splitter_behave() {
             test: "b".into()
         })
     );
+    assert_eq!(
+        parse_marker("<!-- verified-by: .ci/run -->"),
+        Some(Ok(Marker::RunByCi))
+    );
+    assert_eq!(
+        without_comment("  cargo xtask vm-test   # both paths"),
+        "cargo xtask vm-test"
+    );
+    assert_eq!(without_comment("# only a comment"), "");
     assert_eq!(problems.len(), 4, "{problems:#?}");
     assert!(problems[0].contains(":7:") && problems[0].contains("no marker"));
     assert!(problems[1].contains(":18:") && problems[1].contains("verified-by: <path>"));

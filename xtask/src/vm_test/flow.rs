@@ -256,6 +256,13 @@ pub fn run(plan: &Plan, root: &Path, dir: &Path, memory_mib: u32) -> anyhow::Res
         .context("render wrote no user-data")?
         .1;
     eprintln!("   user-data: {wanted}, {} bytes", user_data.len());
+    let provision = &rendered
+        .outputs
+        .iter()
+        .find(|(name, _, _)| name == "provision.sh")
+        .context("render wrote no provision.sh")?
+        .1;
+    std::fs::write(dir.join("provision.sh"), provision)?;
     let seed = dir.join("seed.img");
     qemu::seed(&seed, user_data, &format!("vm-test-{}", &token[1..13]))?;
     let disk = dir.join("disk.qcow2");
@@ -471,6 +478,11 @@ fn first_boot_checks(
     host::audit(report, guest);
     host::ssh_refusals(report, guest);
     host::ports(report, guest);
+    host::rerun_provisioning(
+        report,
+        guest,
+        &std::fs::read_to_string(dir.join("provision.sh"))?,
+    );
     host::volume(report, guest, token);
     let _ = plan;
     Ok(())

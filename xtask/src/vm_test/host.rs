@@ -244,3 +244,30 @@ pub fn volume(report: &mut Report, guest: &Guest, token: &str) {
         },
     );
 }
+
+/// Provisioning again on the provisioned host: the rendered `provision.sh` (the existing-VPS
+/// path, non-interactive) must find every package and file as it would write them, whichever
+/// path provisioned the host, and `mallard-setup` must say that nothing changed.
+pub fn rerun_provisioning(report: &mut Report, guest: &Guest, provision: &str) {
+    report.check(
+        "provision.sh run again on the host: nothing changed",
+        || {
+            guest.ssh_raw(
+                guest::USER,
+                "umask 077 && cat > /tmp/provision.sh",
+                provision,
+            )?;
+            let out = guest.ssh("sudo bash /tmp/provision.sh </dev/null 2>&1; echo \"exit $?\"")?;
+            let lines: Vec<&str> = out.lines().collect();
+            let last = |n: usize| lines[lines.len().saturating_sub(n)..].join("\n      ");
+            ensure!(lines.last() == Some(&"exit 0"), "{}", last(15));
+            ensure!(
+                out.contains("provision: 0 change(s) to packages and files")
+                    && out.contains("nothing changed"),
+                "it changed something:\n      {}",
+                last(15)
+            );
+            Ok("0 changes to packages and files; mallard-setup: nothing changed".into())
+        },
+    );
+}
