@@ -8,6 +8,7 @@ mod guest;
 mod host;
 mod qemu;
 mod serve;
+mod timing;
 
 use std::path::{Path, PathBuf};
 
@@ -38,10 +39,12 @@ pub struct Args {
     /// Logs, keys and disks of the run [default: $CARGO_TARGET_DIR/vm-test].
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
-    /// The binaries the stock path downloads from this host
-    /// [default: $CARGO_TARGET_DIR/dist/mallard-metrics and Debian's /usr/bin/caddy].
+    /// The mallard-metrics the stock path downloads from this host (served over HTTP, verified by
+    /// SHA-256 in the guest) [default: $CARGO_TARGET_DIR/dist/mallard-metrics].
     #[arg(long, value_name = "PATH")]
     pub mallard_bin: Option<PathBuf>,
+    /// The Caddy the stock path downloads from this host [default: Debian's /usr/bin/caddy; the
+    /// test uses Caddy's local CA, so it needs no DNS module].
     #[arg(long, value_name = "PATH")]
     pub caddy_bin: Option<PathBuf>,
     /// Guest memory in MiB.
