@@ -5,7 +5,7 @@
 
 mod disk;
 mod manifest;
-mod recipe;
+pub(crate) mod recipe;
 mod rootfs;
 pub mod tools;
 

@@ -82,7 +82,7 @@ fn sources(root: &Path, manifest: &Manifest) -> anyhow::Result<Vec<(PathBuf, boo
     }
     let named: BTreeSet<&PathBuf> = found.iter().map(|(path, _)| path).collect();
     for dir in TEMPLATE_ROOTS {
-        for file in walk(&root.join(dir))? {
+        for file in crate::image::recipe::files_under(&root.join(dir))? {
             ensure!(
                 named.contains(&file),
                 "{} is not listed in cloud-init/manifest.toml",
@@ -91,24 +91,6 @@ fn sources(root: &Path, manifest: &Manifest) -> anyhow::Result<Vec<(PathBuf, boo
         }
     }
     Ok(found)
-}
-
-fn walk(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
-    let mut files = Vec::new();
-    let mut pending = vec![dir.to_path_buf()];
-    while let Some(dir) = pending.pop() {
-        for entry in
-            std::fs::read_dir(&dir).with_context(|| format!("listing {}", dir.display()))?
-        {
-            let path = entry?.path();
-            if path.is_dir() {
-                pending.push(path);
-            } else {
-                files.push(path);
-            }
-        }
-    }
-    Ok(files)
 }
 
 /// Renders every file of the manifest with `context`.
