@@ -427,16 +427,21 @@ fn run_render_command(block_line: usize, command: &str) -> (tempfile::TempDir, O
         String::from_utf8_lossy(&output.stdout),
         String::from_utf8_lossy(&output.stderr)
     );
-    for name in [
-        "user-data.yaml",
-        "image-user-data.yaml",
-        "provision.sh",
-        "Caddyfile",
-        "docker-compose.production.yml",
-        "host/etc/mallard/instance.env",
-        "host/etc/caddy/caddy.env",
-        "host/usr/local/sbin/mallard-setup",
-    ] {
+    let expected: &[&str] = if args.iter().any(|a| a == "--for-image") {
+        &["image-user-data.yaml"]
+    } else {
+        &[
+            "user-data.yaml",
+            "image-user-data.yaml",
+            "provision.sh",
+            "Caddyfile",
+            "docker-compose.production.yml",
+            "host/etc/mallard/instance.env",
+            "host/etc/caddy/caddy.env",
+            "host/usr/local/sbin/mallard-setup",
+        ]
+    };
+    for name in expected {
         assert!(
             dir.join(name).is_file(),
             "{GUIDE}:{block_line}: `{command}` did not write {name}"

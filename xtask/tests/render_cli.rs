@@ -234,6 +234,69 @@ fn user_data_over_16_kib_is_refused() {
 }
 
 #[test]
+fn for_image_writes_only_the_small_instance_user_data() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = dir.path().join("deploy");
+    let output = xtask(&args(
+        &out,
+        &[
+            "--for-image",
+            "--domain",
+            "analytics.example.com",
+            "--email",
+            "admin@example.com",
+            "--cf-token",
+            TOKEN,
+            "--ssh-key",
+            SSH_KEY,
+        ],
+    ));
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let written: Vec<_> = files_under(&out);
+    assert_eq!(
+        written,
+        [std::path::PathBuf::from("image-user-data.yaml")],
+        "only the instance user-data"
+    );
+    let user_data = read(&out.join("image-user-data.yaml"));
+    for wanted in [
+        "MM_DOMAINS='analytics.example.com'",
+        "MM_EMAIL='admin@example.com'",
+        &format!("CF_API_TOKEN='{TOKEN}'"),
+        "MALLARD_ADMIN_PASSWORD_HASH='$argon2id$",
+        "ssh_authorized_keys:",
+        "/usr/local/sbin/mallard-setup",
+    ] {
+        assert!(user_data.contains(wanted), "no {wanted} in:\n{user_data}");
+    }
+    // Nothing the image already has: no packages, no bake files.
+    assert!(!user_data.contains("packages:"), "{user_data}");
+    assert!(!user_data.contains("sshd_config.d"), "{user_data}");
+    assert!(user_data.len() < 4096, "{} bytes", user_data.len());
+    // A release URL makes no sense for the image path.
+    let refused = xtask(&args(
+        &out,
+        &[
+            "--for-image",
+            "--domain",
+            "a.example.com",
+            "--email",
+            "a@example.com",
+            "--dns-provider",
+            "none",
+            "--release-url",
+            "https://example.com/r",
+        ],
+    ));
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("--release-url"));
+}
+
+#[test]
 fn help_explains_the_options() {
     let output = xtask(&["render".into(), "--help".into()]);
     assert!(output.status.success());
@@ -253,6 +316,7 @@ fn help_explains_the_options() {
         "--rate-limit",
         "--volume-size",
         "--out",
+        "--for-image",
         "MM_CF_TOKEN",
     ] {
         assert!(help.contains(flag), "--help does not mention {flag}");

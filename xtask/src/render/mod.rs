@@ -40,6 +40,10 @@ pub struct Args {
     /// Folder to write into (created mode 0700: some outputs carry the DNS token).
     #[arg(long, default_value = "mallard-deploy", value_name = "DIR")]
     pub out: PathBuf,
+    /// Write only image-user-data.yaml: the small instance user-data for a server booted from
+    /// the image of `cargo xtask image` (domains, e-mail, DNS token, SSH keys, password hash).
+    #[arg(long, conflicts_with_all = ["release_url", "sums"])]
+    pub for_image: bool,
 }
 
 handlebars_helper!(indent: |text: str, width: u64| {
@@ -244,7 +248,12 @@ pub fn run(args: &Args, root: &Path) -> anyhow::Result<()> {
     std::fs::create_dir_all(&args.out)
         .with_context(|| format!("creating {}", args.out.display()))?;
     std::fs::set_permissions(&args.out, std::fs::Permissions::from_mode(0o700))?;
-    for file in &rendered.host_files {
+    let host_files = if args.for_image {
+        &[][..]
+    } else {
+        &rendered.host_files[..]
+    };
+    for file in host_files {
         let mode = u32::from_str_radix(&file.mode, 8)?;
         write(
             &args
@@ -256,6 +265,9 @@ pub fn run(args: &Args, root: &Path) -> anyhow::Result<()> {
         )?;
     }
     for (name, content, mode) in &rendered.outputs {
+        if args.for_image && name != "image-user-data.yaml" {
+            continue;
+        }
         write(&args.out.join(name), content, *mode)?;
         println!(
             "wrote {:>6} bytes  {}",
@@ -263,12 +275,14 @@ pub fn run(args: &Args, root: &Path) -> anyhow::Result<()> {
             args.out.join(name).display()
         );
     }
-    println!(
-        "wrote {} host files under {}",
-        rendered.host_files.len(),
-        args.out.join("host").display()
-    );
-    if settings.release_url.is_none() {
+    if !args.for_image {
+        println!(
+            "wrote {} host files under {}",
+            rendered.host_files.len(),
+            args.out.join("host").display()
+        );
+    }
+    if settings.release_url.is_none() && !args.for_image {
         eprintln!(
             "note: no --release-url: user-data.yaml and provision.sh expect mallard-metrics and \
              caddy in /usr/local/bin already (the image path). For a stock host, pass \
@@ -278,6 +292,12 @@ pub fn run(args: &Args, root: &Path) -> anyhow::Result<()> {
     if settings.dns_provider == DnsProvider::Cloudflare {
         eprintln!(
             "note: DNS-01 needs the custom Caddy with the Cloudflare module (cargo xtask caddy)."
+        );
+    }
+    if args.for_image {
+        eprintln!(
+            "note: image-user-data.yaml only: the image must have been built with the same \
+             --dns-provider (its Caddyfile is baked)."
         );
     }
     if let Some(password) = password {
