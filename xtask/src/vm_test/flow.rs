@@ -246,7 +246,7 @@ fn boot_and_check(
         vm.started.elapsed().as_secs()
     );
     guest.wait_ssh(Duration::from_secs(180))?;
-    let first = first_boot_checks(plan, dir, guest, report, password, token, server);
+    let first = first_boot_checks(dir, guest, report, password, token, server);
     collect_logs(guest, dir, 1);
     first?;
 
@@ -310,7 +310,6 @@ fn boot_and_check(
 }
 
 fn first_boot_checks(
-    plan: &Plan,
     dir: &Path,
     guest: &mut Guest,
     report: &mut Report,
@@ -373,6 +372,5 @@ fn first_boot_checks(
         &std::fs::read_to_string(dir.join("provision.sh"))?,
     );
     host::volume(report, guest, token);
-    let _ = plan;
     Ok(())
 }
