@@ -7,18 +7,15 @@
 //! (and `cargo xtask image --stock`). They read the ext4 root with `debugfs` and the EFI system
 //! partition with `mtools`, at the partitions' offsets.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use common::repo as workspace;
+
 const BAKED: &str = "mallard-metrics-debian12-amd64";
 const STOCK: &str = "debian12-stock-amd64";
-
-fn workspace() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("xtask lives in the workspace")
-        .to_path_buf()
-}
 
 fn target_dir() -> PathBuf {
     let target = std::env::var_os("CARGO_TARGET_DIR")

@@ -15,9 +15,8 @@ const SECTOR: u64 = 512;
 const ESP_START: u64 = 2048;
 const ESP_SECTORS: u64 = 64 * 2048;
 const ROOT_START: u64 = ESP_START + ESP_SECTORS;
-/// GRUB modules the embedded images need before they can read the root file system.
-const BIOS_MODULES: &[&str] = &[
-    "biosdisk",
+/// GRUB modules both embedded images need before they can read the root file system.
+const GRUB_MODULES: &[&str] = &[
     "part_msdos",
     "ext2",
     "search",
@@ -30,23 +29,9 @@ const BIOS_MODULES: &[&str] = &[
     "echo",
     "test",
 ];
-const EFI_MODULES: &[&str] = &[
-    "part_msdos",
-    "part_gpt",
-    "fat",
-    "ext2",
-    "search",
-    "search_fs_uuid",
-    "normal",
-    "configfile",
-    "linux",
-    "serial",
-    "terminal",
-    "echo",
-    "test",
-    "efi_gop",
-    "all_video",
-];
+/// What each firmware adds: BIOS disk access; UEFI's GPT, FAT and video drivers.
+const BIOS_EXTRA_MODULES: &[&str] = &["biosdisk"];
+const EFI_EXTRA_MODULES: &[&str] = &["part_gpt", "fat", "efi_gop", "all_video"];
 
 /// Identifiers derived from the recipe hash and the epoch, so a rebuild gives the same disk.
 pub struct Ids {
@@ -113,14 +98,15 @@ pub fn install_grub_files(rootfs: &Path, uuid: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn mkimage(format: &str, out: &Path, early: &Path, modules: &[&str]) -> anyhow::Result<()> {
+fn mkimage(format: &str, out: &Path, early: &Path, extra: &[&str]) -> anyhow::Result<()> {
     tools::run(
         tools::command("grub-mkimage")
             .args(["-O", format, "-p", "/boot/grub", "-c"])
             .arg(early)
             .arg("-o")
             .arg(out)
-            .args(modules),
+            .args(GRUB_MODULES)
+            .args(extra),
     )
 }
 
@@ -197,7 +183,7 @@ pub fn build(
         ),
     )?;
     let core = work.join("core.img");
-    mkimage("i386-pc", &core, &early, BIOS_MODULES)?;
+    mkimage("i386-pc", &core, &early, BIOS_EXTRA_MODULES)?;
     let core_bytes = std::fs::read(&core)?;
     ensure!(
         (core_bytes.len() as u64) < (ESP_START - 1) * SECTOR,
@@ -212,7 +198,7 @@ pub fn build(
     write_at(disk, SECTOR, &core_bytes)?;
 
     let efi = work.join("BOOTX64.EFI");
-    mkimage("x86_64-efi", &efi, &early, EFI_MODULES)?;
+    mkimage("x86_64-efi", &efi, &early, EFI_EXTRA_MODULES)?;
     let esp = work.join("esp.img");
     let _ = std::fs::remove_file(&esp);
     tools::run(
