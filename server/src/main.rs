@@ -92,6 +92,18 @@ fn generate(args: &GenerateArgs) -> ExitCode {
     }
 }
 
+/// A panic ends the process, in every build: a background task (the flusher, compaction) that
+/// died alone would leave a server that answers but no longer stores. The `dist` profile unwinds
+/// (its compiled dependencies are shared with the tests, which need unwinding), so the abort is
+/// done here, after the default hook has printed the message.
+fn abort_on_panic() {
+    let print = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        print(info);
+        std::process::abort();
+    }));
+}
+
 fn init_logging(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("MALLARD_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
@@ -105,6 +117,7 @@ fn init_logging(format: LogFormat) {
 }
 
 fn main() -> ExitCode {
+    abort_on_panic();
     let cli = Cli::parse();
     let args = match cli.command {
         Some(Command::Serve(args)) => *args,

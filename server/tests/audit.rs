@@ -21,9 +21,13 @@ const BACKUPS: &str = "/srv/mallard/data/backups";
 const KEYFILE: &str = "/etc/mallard-data.key";
 
 fn fixture(name: &str) -> String {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures/audit")
-        .join(name);
+    // The run's CARGO_MANIFEST_DIR (`cargo test` sets it): a test binary built in another clone
+    // sharing the target dir (CI's) is fresh for cargo but keeps that clone's compile-time path.
+    let manifest_dir = std::env::var_os("CARGO_MANIFEST_DIR").map_or_else(
+        || env!("CARGO_MANIFEST_DIR").into(),
+        std::path::PathBuf::from,
+    );
+    let path = manifest_dir.join("tests/fixtures/audit").join(name);
     std::fs::read_to_string(&path).unwrap_or_else(|err| panic!("{}: {err}", path.display()))
 }
 

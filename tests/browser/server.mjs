@@ -7,7 +7,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
 const targetDir = process.env.CARGO_TARGET_DIR || new URL('../../target', import.meta.url).pathname;
-export const binary = process.env.MALLARD_BIN || join(targetDir, 'debug', 'mallard-metrics');
+// The shipped binary by default (`cargo xtask dist`); MALLARD_BIN for another build.
+export const binary = process.env.MALLARD_BIN || join(targetDir, 'dist', 'mallard-metrics');
 
 export function freePort() {
   return new Promise((resolve) => {

@@ -2,7 +2,7 @@
 // asserts what the server stored, read back through the stats API (signed in as the admin).
 //
 // Needs: /usr/bin/chromium (Debian's chromium), the built server (MALLARD_BIN, default
-// $CARGO_TARGET_DIR/debug/mallard-metrics), `npm ci` here. Run: `node --test` in this folder.
+// $CARGO_TARGET_DIR/dist/mallard-metrics from `cargo xtask dist`), `npm ci` here. Run: `node --test` in this folder.
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';

@@ -33,6 +33,10 @@ pub struct Args {
     /// Skip the query benchmark.
     #[arg(long)]
     skip_queries: bool,
+    /// Benchmark this server binary instead of building one, e.g. the shipped static build
+    /// (`$CARGO_TARGET_DIR/dist/mallard-metrics` from `cargo xtask dist`).
+    #[arg(long, value_name = "PATH", conflicts_with = "release")]
+    bin: Option<PathBuf>,
 }
 
 pub fn run(args: &Args) -> anyhow::Result<()> {
@@ -48,34 +52,20 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
     {
         bail!("wrk is not installed: run `apt-get install -y wrk` (or pass --skip-ingest)");
     }
-    let profile = if args.release {
-        vec!["--release"]
-    } else {
-        vec![]
-    };
-    eprintln!(
-        "building mallard-metrics ({})…",
-        if args.release {
-            "release"
-        } else {
-            "dev profile"
+    let (binary, label) = match &args.bin {
+        Some(path) => {
+            if !path.is_file() {
+                bail!("--bin {}: no such file", path.display());
+            }
+            (path.clone(), format!("{} (given)", path.display()))
         }
-    );
-    cmd!(sh, "cargo build -p mallard-metrics {profile...}")
-        .run()
-        .context("building the server")?;
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| root.join("target"));
-    let binary = target
-        .join(if args.release { "release" } else { "debug" })
-        .join("mallard-metrics");
+        None => build(&sh, &root, args.release)?,
+    };
     let scratch = sh.create_temp_dir()?;
 
     println!(
-        "## Benchmark run\n\n- machine: {}\n- binary: {} profile\n",
-        machine(&sh),
-        if args.release { "release" } else { "dev" }
+        "## Benchmark run\n\n- machine: {}\n- binary: {label}\n",
+        machine(&sh)
     );
     if !args.skip_ingest {
         for &connections in &args.connections {
@@ -99,6 +89,23 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// Builds the server on the host; returns the binary and how to name it in the report.
+fn build(sh: &Shell, root: &Path, release: bool) -> anyhow::Result<(PathBuf, String)> {
+    let (flags, profile, dir) = if release {
+        (vec!["--release"], "release profile", "release")
+    } else {
+        (vec![], "dev profile", "debug")
+    };
+    eprintln!("building mallard-metrics ({profile})…");
+    cmd!(sh, "cargo build -p mallard-metrics {flags...}")
+        .run()
+        .context("building the server")?;
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root.join("target"));
+    Ok((target.join(dir).join("mallard-metrics"), profile.to_owned()))
 }
 
 fn workspace_root() -> anyhow::Result<PathBuf> {

@@ -5,17 +5,15 @@
 //! The C/C++ toolchain is zig (PyPI's `ziglang`) driven by `cargo-zigbuild`, which points the
 //! `cc` crate (DuckDB's build script) and the final link at `zig cc`/`zig c++` for musl.
 
-use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
-use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use sha2::{Digest, Sha256};
 use xshell::{Shell, cmd};
 
-pub const TARGET: &str = "x86_64-unknown-linux-musl";
-const PROFILE: &str = "dist";
+use crate::musl::{self, PROFILE, Purpose, TARGET};
+
 const BIN: &str = "mallard-metrics";
 
 #[derive(clap::Args)]
@@ -42,7 +40,7 @@ pub fn run(args: &Args, root: &Path) -> anyhow::Result<()> {
         step("--skip-build: reusing the last build");
     } else {
         step("checking prerequisites (zig, cargo-zigbuild, the musl target)");
-        let zig = check_prerequisites(&sh)?;
+        let zig = musl::check_prerequisites(&sh, "dist")?;
         eprintln!("   zig {zig}");
         step(&format!(
             "building {BIN} for {TARGET} (profile `{PROFILE}`; DuckDB's C++ takes ~30 minutes cold)"
@@ -79,7 +77,7 @@ pub fn run(args: &Args, root: &Path) -> anyhow::Result<()> {
         "git_revision": git_revision(&sh),
         "rustc": tool_version(&sh, "rustc", &["--version"]),
         "cargo_zigbuild": tool_version(&sh, "cargo-zigbuild", &["--version"]),
-        "zig": zig_version(&sh).unwrap_or_else(|| "unknown".into()),
+        "zig": musl::zig_version(&sh).unwrap_or_else(|| "unknown".into()),
         "duckdb_version": duckdb_library,
         "duckdb_crate": duckdb_crate,
         "target": TARGET,
@@ -148,104 +146,17 @@ impl Metadata {
     }
 }
 
-/// Fails listing every missing prerequisite with its install command; returns zig's version.
-fn check_prerequisites(sh: &Shell) -> anyhow::Result<String> {
-    let mut missing = Vec::new();
-    let zig = zig_version(sh);
-    if zig.is_none() {
-        missing.push((
-            "zig (the C/C++ compiler and linker for musl)",
-            "pip install ziglang",
-        ));
-    }
-    if cmd!(sh, "cargo-zigbuild --version")
-        .quiet()
-        .ignore_stdout()
-        .ignore_stderr()
-        .run()
-        .is_err()
-    {
-        missing.push(("cargo-zigbuild", "cargo install --locked cargo-zigbuild"));
-    }
-    let sysroot = cmd!(sh, "rustc --print sysroot")
-        .quiet()
-        .read()
-        .context("running `rustc --print sysroot`")?;
-    if !Path::new(&sysroot)
-        .join("lib/rustlib")
-        .join(TARGET)
-        .is_dir()
-    {
-        missing.push((
-            "the Rust standard library for musl",
-            "rustup target add x86_64-unknown-linux-musl",
-        ));
-    }
-    match zig {
-        Some(version) if missing.is_empty() => Ok(version),
-        _ => {
-            let mut message = String::from("missing prerequisites for `cargo xtask dist`:");
-            for (what, install) in &missing {
-                message += &format!("\n  - {what}: run `{install}`");
-            }
-            bail!(message)
-        }
-    }
-}
-
-/// zig as cargo-zigbuild finds it: `$CARGO_ZIGBUILD_ZIG_PATH`, `zig`, or `python3 -m ziglang`.
-fn zig_version(sh: &Shell) -> Option<String> {
-    let mut candidates: Vec<Vec<String>> = Vec::new();
-    if let Ok(path) = std::env::var("CARGO_ZIGBUILD_ZIG_PATH") {
-        candidates.push(path.split_whitespace().map(String::from).collect());
-    }
-    candidates.push(vec!["zig".into()]);
-    candidates.push(vec!["python3".into(), "-m".into(), "ziglang".into()]);
-    candidates.into_iter().find_map(|argv| {
-        let (program, rest) = argv.split_first()?;
-        let version = cmd!(sh, "{program} {rest...} version")
-            .quiet()
-            .ignore_stderr()
-            .read()
-            .ok()?;
-        Some(version.trim().to_owned()).filter(|v| !v.is_empty())
-    })
-}
-
 fn build(sh: &Shell, meta: &Metadata) -> anyhow::Result<()> {
-    // Cargo keeps a cross build's host artifacts (build scripts) in `<target-dir>/<profile>/`,
-    // which is also our output folder: intermediate files go to a separate build dir instead,
-    // so `target/dist` holds what ships (and stays a small Docker build context).
-    let build_dir = meta.target_dir.join("dist-build");
     let started = Instant::now();
-    let heartbeat = heartbeat(started);
-    let result = cmd!(
-        sh,
-        "cargo zigbuild --locked --package mallard-metrics --bin mallard-metrics --profile {PROFILE} --target {TARGET}"
-    )
-    .env("CARGO_BUILD_BUILD_DIR", &build_dir)
-    .run();
-    drop(heartbeat);
-    result.context("the musl build failed (see cargo's output above)")?;
+    let build = musl::cargo(sh, &meta.target_dir, "zigbuild", Purpose::Ship).args([
+        "--package",
+        "mallard-metrics",
+        "--bin",
+        "mallard-metrics",
+    ]);
+    musl::run_with_heartbeat(build).context("the musl build failed (see cargo's output above)")?;
     eprintln!("   built in {}", elapsed(started.elapsed()));
     Ok(())
-}
-
-/// When stderr is not a terminal (CI logs), cargo prints no progress bar and DuckDB's build
-/// script is silent for half an hour: say every minute that the build is alive.
-fn heartbeat(started: Instant) -> Option<mpsc::Sender<()>> {
-    if std::io::stderr().is_terminal() {
-        return None;
-    }
-    let (stop, stopped) = mpsc::channel::<()>();
-    std::thread::spawn(move || {
-        while let Err(mpsc::RecvTimeoutError::Timeout) =
-            stopped.recv_timeout(Duration::from_secs(60))
-        {
-            eprintln!("   … still building ({})", elapsed(started.elapsed()));
-        }
-    });
-    Some(stop)
 }
 
 pub fn elapsed(duration: Duration) -> String {

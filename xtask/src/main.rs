@@ -4,7 +4,10 @@ mod bench;
 mod caddy;
 mod dist;
 mod image;
+mod lint;
+mod musl;
 mod render;
+mod test;
 mod tracker;
 mod vm_test;
 
@@ -27,6 +30,11 @@ enum Command {
     Caddy(caddy::Args),
     /// Build the shipped static musl binary with SHA256SUMS and manifest.json (target/dist).
     Dist(dist::Args),
+    /// Run the Rust test suites as CI does: the server's for the musl target in the shared
+    /// `dist` build (DuckDB's C++ compiled once), xtask's on the host. --host: plain cargo test.
+    Test(test::Args),
+    /// rustfmt --check and clippy with warnings denied, built like `test` (--host: plain clippy).
+    Lint(lint::Args),
     /// Minify the tracking script (server/tracker/src → dist) with the pinned terser.
     Tracker(tracker::Args),
     /// Render the deployment (user-data, provision.sh, Caddyfile, compose, host files) from the
@@ -41,7 +49,13 @@ enum Command {
 }
 
 fn main() -> anyhow::Result<()> {
-    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+    // `cargo xtask` runs through `cargo run`, which sets CARGO_MANIFEST_DIR for the process. The
+    // compile-time value is only the fallback: a binary built from another clone sharing the
+    // target dir (CI's) is fresh for cargo but carries that clone's path.
+    let manifest_dir = std::env::var_os("CARGO_MANIFEST_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| env!("CARGO_MANIFEST_DIR").into());
+    let root = manifest_dir
         .parent()
         .context("xtask lives in the workspace")?
         .to_path_buf();
@@ -49,6 +63,8 @@ fn main() -> anyhow::Result<()> {
         Command::Bench(args) => bench::run(&args),
         Command::Caddy(args) => caddy::run(&args, &root),
         Command::Dist(args) => dist::run(&args, &root),
+        Command::Test(args) => test::run(&args, &root),
+        Command::Lint(args) => lint::run(&args, &root),
         Command::Tracker(args) => tracker::run(&args, &root),
         Command::Render(args) => render::run(&args, &root),
         Command::Image(args) => image::run(&args, &root),

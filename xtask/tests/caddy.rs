@@ -2,21 +2,16 @@
 //! machine that has Go; `--from` takes only a binary matching the pins in caddy/versions.env;
 //! caddy/Dockerfile's ARG defaults equal those pins.
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
-fn workspace() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("xtask lives in the workspace")
-        .to_path_buf()
-}
-
 /// `caddy/versions.env`: `KEY=value` lines, `#` comments.
 fn pins() -> BTreeMap<String, String> {
-    let text = std::fs::read_to_string(workspace().join("caddy/versions.env"))
+    let text = std::fs::read_to_string(common::repo().join("caddy/versions.env"))
         .expect("read caddy/versions.env");
     text.lines()
         .map(str::trim)
@@ -195,7 +190,7 @@ fn a_binary_with_other_versions_is_refused_naming_the_pins() {
 
 #[test]
 fn dockerfile_arg_defaults_equal_versions_env() {
-    let text = std::fs::read_to_string(workspace().join("caddy/Dockerfile"))
+    let text = std::fs::read_to_string(common::repo().join("caddy/Dockerfile"))
         .expect("read caddy/Dockerfile");
     let defaults: BTreeMap<String, String> = text
         .lines()

@@ -5,6 +5,8 @@
 //! These tests never skip: without a dist build they fail, saying to run `cargo xtask dist`.
 //! The chroot needs root (CI runs as root).
 
+mod common;
+
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
@@ -15,19 +17,12 @@ const BIN: &str = "mallard-metrics";
 const TARGET: &str = "x86_64-unknown-linux-musl";
 const CHROME: &str = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0 Safari/537.36";
 
-fn workspace() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("xtask lives in the workspace")
-        .to_path_buf()
-}
-
 /// `$CARGO_TARGET_DIR/dist` (relative values are relative to the workspace), else `target/dist`.
 fn dist_dir() -> PathBuf {
     let target = std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from("target"));
-    workspace().join(target).join("dist")
+    common::repo().join(target).join("dist")
 }
 
 fn dist_binary() -> PathBuf {
@@ -154,7 +149,8 @@ fn checksums_and_manifest_match_the_binary() {
     assert_eq!(manifest["target"], TARGET);
     assert_eq!(manifest["sha256"], sha256.as_str());
     assert_eq!(manifest["size"], size);
-    let cargo_toml = std::fs::read_to_string(workspace().join("Cargo.toml")).expect("Cargo.toml");
+    let cargo_toml =
+        std::fs::read_to_string(common::repo().join("Cargo.toml")).expect("Cargo.toml");
     let version = manifest["version"].as_str().expect("version");
     assert!(
         cargo_toml.contains(&format!("version = \"{version}\"")),
@@ -172,7 +168,7 @@ fn checksums_and_manifest_match_the_binary() {
             .as_str()
             .is_some_and(|v| v.starts_with("rustc "))
     );
-    let lock = std::fs::read_to_string(workspace().join("Cargo.lock")).expect("Cargo.lock");
+    let lock = std::fs::read_to_string(common::repo().join("Cargo.lock")).expect("Cargo.lock");
     let crate_version = manifest["duckdb_crate"]
         .as_str()
         .and_then(|v| v.strip_prefix("libduckdb-sys "))
@@ -316,7 +312,7 @@ fn serves_from_an_empty_root() {
 
 #[test]
 fn docker_image_recipe_is_scratch_non_root() {
-    let path = workspace().join("images/docker/Dockerfile");
+    let path = common::repo().join("images/docker/Dockerfile");
     let text = std::fs::read_to_string(&path).expect("read images/docker/Dockerfile");
     let instructions: Vec<&str> = text
         .lines()

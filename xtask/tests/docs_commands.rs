@@ -12,7 +12,8 @@
 //!   or the rendered /etc/mallard env templates), and the guide names every setting the
 //!   templates write and every flag of `cargo xtask render`.
 
-use std::path::{Path, PathBuf};
+mod common;
+
 use std::process::{Command, Output};
 
 const GUIDE: &str = "docs/deploy-vps.md";
@@ -30,20 +31,13 @@ const AWAITING_CONFIGURATION_DOCS: [(&str, &str); 1] = [(
     "bearer token of the Prometheus /metrics endpoint",
 )];
 
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("xtask lives in the workspace")
-        .to_path_buf()
-}
-
 fn read(relative: &str) -> String {
-    let path = repo().join(relative);
+    let path = common::repo().join(relative);
     std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("reading {}: {e}", path.display()))
 }
 
 fn guide() -> String {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/deploy-vps.md");
+    let path = common::repo().join("docs/deploy-vps.md");
     std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("reading {}: {e}", path.display()))
 }
 
@@ -273,7 +267,7 @@ fn verified_by_targets_exist() {
         let Some(Marker::VerifiedBy { path, test }) = &block.marker else {
             continue;
         };
-        let file = repo().join(path);
+        let file = common::repo().join(path);
         match std::fs::read_to_string(&file) {
             Err(e) => problems.push(format!(
                 "{GUIDE}:{}: verified-by names {path}, which cannot be read ({e})",
@@ -413,7 +407,7 @@ fn run_render_command(block_line: usize, command: &str) -> (tempfile::TempDir, O
     args.push("--out".to_owned());
     args.push(dir.display().to_string());
     let output = Command::new(env!("CARGO_BIN_EXE_xtask"))
-        .current_dir(repo())
+        .current_dir(common::repo())
         .env_remove("MM_CF_TOKEN")
         .env_remove("MM_DOMAIN")
         .env_remove("MM_EMAIL")

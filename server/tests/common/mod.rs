@@ -30,10 +30,19 @@ pub static PASSWORD_HASH: LazyLock<String> = LazyLock::new(|| {
 });
 pub const IPHONE: &str = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_1 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.1 Mobile/15E148 Safari/604.1";
 
+/// The server's folder. `cargo test` sets CARGO_MANIFEST_DIR for the run; the compile-time value
+/// is only the fallback, since a test binary built in another clone sharing the target dir (CI's)
+/// stays fresh for cargo but carries that clone's path.
+pub fn manifest_dir() -> PathBuf {
+    std::env::var_os("CARGO_MANIFEST_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| env!("CARGO_MANIFEST_DIR").into())
+}
+
 pub fn testdata(path: &str) -> PathBuf {
     let root = std::env::var_os("MALLARD_TESTDATA")
         .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/testdata"));
+        .unwrap_or_else(|| manifest_dir().join("../../shared/testdata"));
     root.join(path)
 }
 

@@ -9,17 +9,24 @@ pub const HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$c25hcHNob3RzYWx0MTIzNA$qK
 pub const TOKEN: &str = "dummy-cf-token_0123456789";
 pub const SSH_KEY: &str = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAILE178ajf+qBjsgF89XlHSQCRHewRl6yiV10Qis+eUVC operator@example.com";
 
+/// xtask's folder. `cargo test` sets CARGO_MANIFEST_DIR for the run; the compile-time value is
+/// only the fallback, since a test binary built in another clone sharing the target dir (CI's)
+/// stays fresh for cargo but carries that clone's path.
+pub fn manifest_dir() -> PathBuf {
+    std::env::var_os("CARGO_MANIFEST_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| env!("CARGO_MANIFEST_DIR").into())
+}
+
 pub fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
+    manifest_dir()
         .parent()
         .expect("workspace root")
         .to_path_buf()
 }
 
 pub fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures")
-        .join(name)
+    manifest_dir().join("tests/fixtures").join(name)
 }
 
 /// The reference configurations: Cloudflare DNS-01, HTTP-01 without DNS, several domains.
