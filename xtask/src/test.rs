@@ -38,9 +38,12 @@ pub fn run(args: &Args, root: &Path) -> anyhow::Result<()> {
             None => vec!["--workspace".to_owned()],
         };
         step("cargo test on the host (dev profile)");
-        cmd!(sh, "cargo test --locked --no-fail-fast {scope...} -- {harness...}")
-            .run()
-            .context("tests failed (see above)")?;
+        cmd!(
+            sh,
+            "cargo test --locked --no-fail-fast {scope...} -- {harness...}"
+        )
+        .run()
+        .context("tests failed (see above)")?;
     } else {
         if wants("mallard-metrics") {
             step("checking prerequisites (zig, cargo-zigbuild, the musl target)");
@@ -65,9 +68,12 @@ pub fn run(args: &Args, root: &Path) -> anyhow::Result<()> {
         }
         if wants("xtask") {
             step("running xtask's tests (host)");
-            cmd!(sh, "cargo test --locked --no-fail-fast --package xtask -- {harness...}")
-                .run()
-                .context("xtask's tests failed (see above)")?;
+            cmd!(
+                sh,
+                "cargo test --locked --no-fail-fast --package xtask -- {harness...}"
+            )
+            .run()
+            .context("xtask's tests failed (see above)")?;
         }
     }
     eprintln!("all tests passed in {}", elapsed(started.elapsed()));
