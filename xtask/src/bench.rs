@@ -39,10 +39,9 @@ pub struct Args {
     bin: Option<PathBuf>,
 }
 
-pub fn run(args: &Args) -> anyhow::Result<()> {
+pub fn run(args: &Args, root: &Path) -> anyhow::Result<()> {
     let sh = Shell::new()?;
-    let root = workspace_root()?;
-    sh.change_dir(&root);
+    sh.change_dir(root);
     if !args.skip_ingest
         && cmd!(sh, "wrk --version")
             .quiet()
@@ -59,7 +58,7 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
             }
             (path.clone(), format!("{} (given)", path.display()))
         }
-        None => build(&sh, &root, args.release)?,
+        None => build(&sh, args.release)?,
     };
     let scratch = sh.create_temp_dir()?;
 
@@ -92,7 +91,7 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
 }
 
 /// Builds the server on the host; returns the binary and how to name it in the report.
-fn build(sh: &Shell, root: &Path, release: bool) -> anyhow::Result<(PathBuf, String)> {
+fn build(sh: &Shell, release: bool) -> anyhow::Result<(PathBuf, String)> {
     let (flags, profile, dir) = if release {
         (vec!["--release"], "release profile", "release")
     } else {
@@ -102,18 +101,8 @@ fn build(sh: &Shell, root: &Path, release: bool) -> anyhow::Result<(PathBuf, Str
     cmd!(sh, "cargo build -p mallard-metrics {flags...}")
         .run()
         .context("building the server")?;
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| root.join("target"));
+    let target = crate::dist::Metadata::read(sh)?.target_dir;
     Ok((target.join(dir).join("mallard-metrics"), profile.to_owned()))
-}
-
-fn workspace_root() -> anyhow::Result<PathBuf> {
-    let manifest = std::env::var("CARGO_MANIFEST_DIR").context("run through `cargo xtask`")?;
-    Ok(Path::new(&manifest)
-        .parent()
-        .context("xtask has a parent folder")?
-        .to_path_buf())
 }
 
 fn machine(sh: &Shell) -> String {

@@ -105,7 +105,8 @@ pub fn run(args: &Args, root: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn step(what: &str) {
+/// A progress line of an xtask command (`==> …` on stderr).
+pub fn step(what: &str) {
     eprintln!("==> {what}");
 }
 

@@ -6,7 +6,7 @@ use std::path::Path;
 use anyhow::Context;
 use xshell::{Shell, cmd};
 
-use crate::dist::Metadata;
+use crate::dist::{Metadata, step};
 use crate::musl::{self, Purpose, TARGET};
 
 #[derive(clap::Args)]
@@ -20,13 +20,13 @@ pub struct Args {
 pub fn run(args: &Args, root: &Path) -> anyhow::Result<()> {
     let sh = Shell::new()?;
     sh.change_dir(root);
-    eprintln!("==> cargo fmt --check");
+    step("cargo fmt --check");
     cmd!(sh, "cargo fmt --all --check")
         .run()
         .context("formatting differs: run `cargo fmt --all`")?;
     let deny = ["--", "-D", "warnings"];
     if args.host {
-        eprintln!("==> clippy on the host (dev profile)");
+        step("clippy on the host (dev profile)");
         cmd!(
             sh,
             "cargo clippy --locked --workspace --all-targets {deny...}"
@@ -37,12 +37,14 @@ pub fn run(args: &Args, root: &Path) -> anyhow::Result<()> {
     }
     musl::check_prerequisites(&sh, "lint")?;
     let target_dir = Metadata::read(&sh)?.target_dir;
-    eprintln!("==> clippy: the server, for {TARGET} in the shared `dist` build");
+    step(&format!(
+        "clippy: the server, for {TARGET} in the shared `dist` build"
+    ));
     let server = musl::cargo(&sh, &target_dir, "clippy", Purpose::Check)
         .args(["--package", "mallard-metrics", "--all-targets"])
         .args(deny);
     musl::run_with_heartbeat(server).context("clippy found problems in the server (see above)")?;
-    eprintln!("==> clippy: xtask (host)");
+    step("clippy: xtask (host)");
     cmd!(
         sh,
         "cargo clippy --locked --package xtask --all-targets {deny...}"

@@ -60,7 +60,7 @@ fn main() -> anyhow::Result<()> {
         .context("xtask lives in the workspace")?
         .to_path_buf();
     match Cli::parse().command {
-        Command::Bench(args) => bench::run(&args),
+        Command::Bench(args) => bench::run(&args, &root),
         Command::Caddy(args) => caddy::run(&args, &root),
         Command::Dist(args) => dist::run(&args, &root),
         Command::Test(args) => test::run(&args, &root),

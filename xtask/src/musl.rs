@@ -26,7 +26,7 @@ const CHECK_OVERRIDES: [&str; 6] = [
 ];
 
 /// What the cargo-zigbuild run is for.
-#[derive(Clone, Copy, PartialEq)]
+#[derive(Clone, Copy)]
 pub enum Purpose {
     /// The shipped binary, with the `dist` profile as written.
     Ship,
@@ -38,6 +38,8 @@ pub enum Purpose {
 /// `<target-dir>/dist-build`, so every purpose finds the same compiled dependencies. Artifacts
 /// that cargo copies out ("uplifts") go to `<target-dir>` for [`Purpose::Ship`] and to
 /// `<target-dir>/musl-check` otherwise: a test build of the binary never replaces the shipped one.
+/// (The build dir is separate at all because cargo keeps a cross build's host artifacts in
+/// `<target-dir>/<profile>/`, i.e. in `dist/`, which should hold only what ships.)
 pub fn cargo<'a>(sh: &'a Shell, target_dir: &Path, subcommand: &str, purpose: Purpose) -> Cmd<'a> {
     let overrides: &[&str] = match purpose {
         Purpose::Ship => &[],

@@ -8,7 +8,7 @@ use std::time::Instant;
 use anyhow::Context;
 use xshell::{Shell, cmd};
 
-use crate::dist::{Metadata, elapsed};
+use crate::dist::{Metadata, elapsed, step};
 use crate::musl::{self, Purpose, TARGET};
 
 #[derive(clap::Args)]
@@ -78,8 +78,4 @@ pub fn run(args: &Args, root: &Path) -> anyhow::Result<()> {
     }
     eprintln!("all tests passed in {}", elapsed(started.elapsed()));
     Ok(())
-}
-
-fn step(what: &str) {
-    eprintln!("==> {what}");
 }
